@@ -1,0 +1,103 @@
+"""Record routes: insert, update, upsert, get, list, delete."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crmlite.api.context import (
+    caller,
+    json_body,
+    module_of,
+    require_module_scope,
+    run,
+    store_of,
+    version_of,
+)
+from crmlite.api.responses import JSON, batch, no_content
+from crmlite.auth import scopes
+from crmlite.errors import RequestError
+from crmlite.records import reader
+from crmlite.records.deletion import delete_records
+from crmlite.records.writer import Mode, item, write_records
+
+# Zoho asks for `fields` on list calls from v7 on (zoho-crm-api.md §3.4, §10).
+FIELDS_REQUIRED_FROM = 7.0
+
+
+def invalid_method() -> RequestError:
+    return RequestError("INVALID_REQUEST_METHOD",
+                        "The http request method type is not a valid one",
+                        {"resource_path_index": 0})
+
+
+async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: int,
+                 path_id: str | None = None) -> Response:
+    principal = await caller(request)
+    module = module_of(principal, request.path_params["module"])
+    require_module_scope(principal, module, ops)
+    body = await json_body(request)
+    outcomes = await run(request, write_records, store_of(request), principal, module,
+                         body.get("data"), mode, body.get("duplicate_check_fields"), path_id)
+    return batch([item(o, principal, mode) for o in outcomes], success)
+
+
+async def upsert(request: Request) -> Response:
+    if request.method != "POST":
+        raise invalid_method()
+    return await _write(request, "upsert", scopes.UPSERT, 200)
+
+
+async def module_collection(request: Request) -> Response:
+    method = request.method
+    if method == "POST":
+        return await _write(request, "insert", scopes.CREATE, 201)
+    if method == "PUT":
+        return await _write(request, "update", scopes.UPDATE, 200)
+    if method == "GET":
+        return await _list(request)
+    if method == "DELETE":
+        principal = await caller(request)
+        module = module_of(principal, request.path_params["module"])
+        require_module_scope(principal, module, scopes.DELETE)
+        ids = request.query_params.get("ids")
+        if ids is None:
+            raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                               {"param_name": "ids"})
+        items = await run(request, delete_records, store_of(request), principal, module,
+                          ids.split(","))
+        return batch(items)
+    raise invalid_method()
+
+
+async def _list(request: Request) -> Response:
+    principal = await caller(request)
+    module = module_of(principal, request.path_params["module"])
+    require_module_scope(principal, module, scopes.READ)
+    query = reader.list_query(module, request.query_params,
+                              version_of(request) >= FIELDS_REQUIRED_FROM)
+    data, info = await run(request, reader.list_records, store_of(request), principal, module,
+                           query)
+    if not data:
+        return no_content()
+    return JSON({"data": data, "info": info})
+
+
+async def module_record(request: Request) -> Response:
+    method = request.method
+    record_id = request.path_params["record_id"]
+    if method == "PUT":
+        return await _write(request, "update", scopes.UPDATE, 200, path_id=record_id)
+    principal = await caller(request)
+    module = module_of(principal, request.path_params["module"])
+    if method == "GET":
+        require_module_scope(principal, module, scopes.READ)
+        record = await run(request, reader.get_record, store_of(request), principal, module,
+                           record_id)
+        return no_content() if record is None else JSON({"data": [record]})
+    if method == "DELETE":
+        require_module_scope(principal, module, scopes.DELETE)
+        items = await run(request, delete_records, store_of(request), principal, module,
+                          [record_id])
+        return batch(items)
+    raise invalid_method()

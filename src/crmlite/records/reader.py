@@ -1,0 +1,193 @@
+"""Get and list records, rendered as Zoho renders them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from crmlite.auth.principal import Principal
+from crmlite.errors import RequestError, invalid_data, required_param
+from crmlite.records.render import format_time, user_ref
+from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
+from crmlite.schema.datatypes import record_id, render_datetime
+from crmlite.schema.dictionary import Field, Module
+from crmlite.store.base import Store, Tx, chunks, placeholders
+
+MAX_PER_PAGE = 200
+MAX_FIELDS = 50
+MAX_DISCRETE = 2000
+SORT_COLUMNS = {"id": "id", "created_time": "created_time", "modified_time": "modified_time"}
+SORT_NAMES = {"id": "id", "created_time": "Created_Time", "modified_time": "Modified_Time"}
+
+
+def _row(row: tuple[Any, ...]) -> StoredRecord:
+    return StoredRecord(*row[:6], data=orjson.loads(row[6]))
+
+
+def lookup_names(tx: Tx, principal: Principal, module: Module, fields: list[Field],
+                 records: list[StoredRecord]) -> dict[tuple[str, int], Any]:
+    """Display names of the records that lookups point at: one query per target module."""
+    wanted: dict[str, set[int]] = {}
+    for f in fields:
+        if f.data_type == "lookup":
+            for r in records:
+                ref = r.data.get(f.api_name)
+                if ref:
+                    wanted.setdefault(f.lookup_module or "", set()).add(int(ref["id"]))
+    names: dict[tuple[str, int], Any] = {}
+    for module_name, ids in wanted.items():
+        target = principal.dictionary.module(module_name)
+        if target is None:
+            continue
+        for part in chunks(sorted(ids)):
+            for rid, data in tx.execute(
+                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? "
+                f"AND id IN ({placeholders(len(part))})", (principal.org_id, target.id, *part),
+            ):
+                values = orjson.loads(data)
+                names[(module_name, rid)] = values.get(target.display_field) or values.get(
+                    "Last_Name")
+    return names
+
+
+def render(rec: StoredRecord, fields: list[Field], principal: Principal,
+           names: dict[tuple[str, int], Any]) -> dict[str, Any]:
+    users, tz, data = principal.users, principal.user.tz, rec.data
+    out: dict[str, Any] = {}
+    for f in fields:
+        name = f.api_name
+        if name == "Owner":
+            out[name] = user_ref(users, rec.owner_id, with_email=True)
+        elif name == "Created_By":
+            out[name] = user_ref(users, rec.created_by, with_email=True)
+        elif name == "Modified_By":
+            out[name] = user_ref(users, rec.modified_by, with_email=True)
+        elif name == "Created_Time":
+            out[name] = format_time(rec.created_time, tz)
+        elif name == "Modified_Time":
+            out[name] = format_time(rec.modified_time, tz)
+        elif name == "id":
+            continue
+        else:
+            value = data.get(name)
+            if value is not None:
+                if f.data_type == "lookup":
+                    rid = int(value["id"])
+                    value = {"name": names.get((f.lookup_module or "", rid)), "id": str(rid)}
+                elif f.data_type == "userlookup":
+                    value = user_ref(users, int(value["id"]))
+                elif f.data_type == "datetime":
+                    value = render_datetime(value, tz)
+            out[name] = value
+    out["id"] = str(rec.id)
+    return out
+
+
+def get_record(store: Store, principal: Principal, module: Module, rid: Any) -> dict | None:
+    ident = record_id(rid)
+    if ident is None:
+        return None
+    with store.read() as tx:
+        rows = tx.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? AND id = ?",
+            (principal.org_id, module.id, int(ident)),
+        )
+        if not rows:
+            return None
+        rec = _row(rows[0])
+        names = lookup_names(tx, principal, module, module.fields, [rec])
+    return render(rec, module.fields, principal, names)
+
+
+@dataclass(slots=True)
+class ListQuery:
+    fields: list[Field]
+    page: int
+    per_page: int
+    sort_by: str
+    sort_order: str
+    ids: list[int] | None
+
+
+def _positive(params: Mapping[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_data(param_name=name, expected_data_type="integer") from None
+    if value < 1:
+        raise invalid_data(param_name=name, expected_data_type="integer")
+    return value
+
+
+def list_query(module: Module, params: Mapping[str, str], fields_required: bool) -> ListQuery:
+    raw_fields = params.get("fields")
+    if raw_fields:
+        names = [n.strip() for n in raw_fields.split(",") if n.strip()]
+        if len(names) > MAX_FIELDS:
+            raise RequestError("LIMIT_EXCEEDED", "Fields limit exceeded",
+                               {"limit": MAX_FIELDS, "param_name": "fields"})
+        wanted = {n.lower() for n in names}
+        fields = [f for f in module.fields if f.api_name.lower() in wanted]
+    elif fields_required:
+        raise required_param("fields")
+    else:
+        fields = list(module.fields)
+    page = _positive(params, "page", 1)
+    per_page = _positive(params, "per_page", MAX_PER_PAGE)
+    if per_page > MAX_PER_PAGE:
+        raise RequestError("LIMIT_EXCEEDED", "per_page limit exceeded",
+                           {"limit": MAX_PER_PAGE, "param_name": "per_page"})
+    if (page - 1) * per_page >= MAX_DISCRETE:
+        raise RequestError("DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                           "You can only get the first 2000 records without using page_token",
+                           {"limit": MAX_DISCRETE})
+    sort_by = (params.get("sort_by") or "id").lower()
+    if sort_by not in SORT_COLUMNS:
+        raise invalid_data(param_name="sort_by", supported_values=list(SORT_NAMES.values()))
+    sort_order = (params.get("sort_order") or "desc").lower()
+    if sort_order not in ("asc", "desc"):
+        raise invalid_data(param_name="sort_order", supported_values=["asc", "desc"])
+    ids = None
+    if params.get("ids"):
+        parsed = [record_id(i) for i in params["ids"].split(",")]
+        if any(i is None for i in parsed):
+            raise invalid_data(param_name="ids", expected_data_type="bigint")
+        ids = [int(i) for i in parsed if i is not None]
+    return ListQuery(fields, page, per_page, sort_by, sort_order, ids)
+
+
+def list_records(store: Store, principal: Principal, module: Module,
+                 query: ListQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    column = SORT_COLUMNS[query.sort_by]
+    direction = "ASC" if query.sort_order == "asc" else "DESC"
+    where, args = "org_id = ? AND module_id = ?", [principal.org_id, module.id]
+    if query.ids is not None:
+        where += f" AND id IN ({placeholders(len(query.ids))})"
+        args += query.ids
+    with store.read() as tx:
+        rows = tx.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} "
+            f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
+            (*args, query.per_page + 1, (query.page - 1) * query.per_page),
+        )
+        records = [_row(r) for r in rows[: query.per_page]]
+        names = lookup_names(tx, principal, module, query.fields, records)
+    data = [render(r, query.fields, principal, names) for r in records]
+    info = {
+        "per_page": query.per_page,
+        "next_page_token": None,
+        "count": len(data),
+        "sort_by": SORT_NAMES[query.sort_by],
+        "page": query.page,
+        "previous_page_token": None,
+        "page_token_expiry": None,
+        "sort_order": query.sort_order,
+        "more_records": len(rows) > query.per_page,
+    }
+    return data, info

@@ -1,0 +1,27 @@
+"""A record as the engine holds it while a batch is planned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RECORD_COLUMNS = "id, owner_id, created_by, created_time, modified_by, modified_time, data"
+
+
+@dataclass(slots=True, eq=False)
+class StoredRecord:
+    id: int
+    owner_id: int
+    created_by: int
+    created_time: int
+    modified_by: int
+    modified_time: int
+    data: dict[str, Any]
+    # unique_keys rows: field id -> (scope, normalised value); match_keys rows: field id -> value
+    keys: dict[int, tuple[int, str]] = field(default_factory=dict)
+    matches: dict[int, str] = field(default_factory=dict)
+    # the rows as they are in the database, to write only the difference
+    stored_keys: dict[int, tuple[int, str]] = field(default_factory=dict)
+    stored_matches: dict[int, str] = field(default_factory=dict)
+    is_new: bool = False
+    dirty: bool = False

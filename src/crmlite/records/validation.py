@@ -1,0 +1,84 @@
+"""Checks one record of a request body against its module's fields.
+
+The result is a :class:`Candidate`: the values to write (already normalised), or
+the first error Zoho would report for the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crmlite.errors import RecordError
+from crmlite.schema import datatypes
+from crmlite.schema.dictionary import Field, Module
+
+
+@dataclass(slots=True)
+class Candidate:
+    index: int
+    values: dict[Field, Any] = field(default_factory=dict)
+    owner_id: int | None = None
+    target_id: int | None = None  # update by id
+    error: RecordError | None = None
+    lookups: list[tuple[Field, int]] = field(default_factory=list)
+
+    def fail(self, error: RecordError) -> None:
+        if self.error is None:
+            self.error = error
+
+
+def json_path(index: int, api_name: str) -> str:
+    return f"$.data[{index}].{api_name}"
+
+
+def invalid(index: int, api_name: str, message: str = "invalid data", **extra: Any) -> RecordError:
+    return RecordError("INVALID_DATA", message,
+                       {**extra, "api_name": api_name, "json_path": json_path(index, api_name)})
+
+
+def mandatory_missing(index: int, api_name: str, path: str | None = None) -> RecordError:
+    return RecordError("MANDATORY_NOT_FOUND", "required field not found",
+                       {"api_name": api_name, "json_path": path or json_path(index, api_name)})
+
+
+def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -> Candidate:
+    """Validate ``body`` (the record at ``data[index]``).
+
+    ``with_id``: the update path, where ``id`` names the record to change.
+    """
+    cand = Candidate(index)
+    if not isinstance(body, dict):
+        cand.fail(RecordError("INVALID_DATA", "invalid data",
+                              {"expected_data_type": "jsonobject", "api_name": "data",
+                               "json_path": f"$.data[{index}]"}))
+        return cand
+    for name, raw in body.items():
+        if name == "id" and with_id:
+            continue
+        if name.startswith("$"):
+            continue
+        f = module.field(name)
+        if f is None:
+            continue  # Zoho ignores keys that are not fields of the module
+        if f.read_only or f.data_type == "autonumber":
+            cand.fail(invalid(index, f.api_name, "the field is read only"))
+            continue
+        try:
+            value = datatypes.validate(f, raw)
+        except datatypes.MissingId:
+            cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
+            continue
+        except datatypes.InvalidValue as exc:
+            cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
+            continue
+        if f.data_type == "ownerlookup":
+            if value is None:
+                cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
+            else:
+                cand.owner_id = int(value["id"])
+            continue
+        if f.data_type in ("lookup", "userlookup") and value is not None:
+            cand.lookups.append((f, int(value["id"])))
+        cand.values[f] = value
+    return cand

@@ -1,0 +1,482 @@
+"""Insert, update and upsert: plan each record of a batch, then apply the batch at once.
+
+A batch (up to 100 records) is one transaction. Inside it the engine
+
+1. locks the batch's keys (PostgreSQL: advisory locks in sorted order; SQLite already
+   holds its single write lock),
+2. looks up every key of the batch with one query per key field,
+3. plans the records in request order against an in-memory view of the keys, so a later
+   record sees what an earlier one wrote,
+4. writes the result with a few ``executemany`` statements.
+
+Uniqueness of external and unique values is the database's UNIQUE constraint on
+``unique_keys``; should a concurrent writer win a race anyway, the transaction rolls
+back and the batch is planned again.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import insort
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from crmlite.auth.principal import Principal
+from crmlite.errors import RecordError, RequestError, invalid_id
+from crmlite.records.render import user_ref, write_details
+from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
+from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
+from crmlite.schema.datatypes import key_of, record_id
+from crmlite.schema.dictionary import Field, Module
+from crmlite.store.base import ConflictError, Store, Tx, chunks, placeholders
+
+Mode = Literal["insert", "update", "upsert"]
+MAX_RECORDS = 100
+MAX_ATTEMPTS = 8
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one record of the batch."""
+
+    index: int
+    error: RecordError | None = None
+    record: StoredRecord | None = None
+    action: Literal["insert", "update"] = "insert"
+    duplicate_field: str | None = None
+    more_records: bool = False
+
+
+def duplicate_check_order(module: Module, listed: Sequence[str] | None) -> list[Field]:
+    """Zoho's precedence (§4.2): the listed fields in the given order, then the remaining
+    user-unique fields; the system field only when listed or when the list is absent."""
+    system = module.system_duplicate_field
+    if listed is None:
+        order = [system] if system is not None else []
+    else:
+        order = []
+        for position, name in enumerate(listed):
+            f = module.field(name) if isinstance(name, str) else None
+            if f is None or not (f is system or f.unique):
+                raise RequestError(
+                    "INVALID_DATA", "invalid data",
+                    {"api_name": name if isinstance(name, str) else None,
+                     "json_path": f"$.duplicate_check_fields[{position}]",
+                     "reason": "not a system duplicate-check field nor a unique field"},
+                )
+            if f not in order:
+                order.append(f)
+    order += [f for f in module.unique_fields if f not in order]
+    return order
+
+
+class Batch:
+    """One batch's view of the keys and records it touches, inside its transaction."""
+
+    def __init__(self, tx: Tx, principal: Principal, module: Module, now: int) -> None:
+        self.tx = tx
+        self.principal = principal
+        self.module = module
+        self.now = now
+        self.org_id = principal.org_id
+        self.unique: dict[tuple[int, int, str], int] = {}
+        self.matches: dict[tuple[int, str], list[int]] = {}
+        self.records: dict[int, StoredRecord] = {}
+        self.existing_lookups: set[tuple[str, int]] = set()
+        self.new_ids: list[int] = []
+
+    # -- keys -------------------------------------------------------------------------------
+    def scope(self, f: Field) -> int:
+        return self.principal.user.id if f.external_type == "user" else 0
+
+    def lock_names(self, cands: Iterable[Candidate]) -> list[str]:
+        match_field = self.module.match_field
+        names = []
+        for c in cands:
+            for f, value in c.values.items():
+                if f.is_key or f is match_field:
+                    k = key_of(f, value)
+                    if k is not None:
+                        names.append(f"{self.org_id}:{f.id}:{self.scope(f)}:{k}")
+            if c.target_id is not None:
+                names.append(f"{self.org_id}:record:{c.target_id}")
+        return names
+
+    def prefetch(self, cands: list[Candidate]) -> None:
+        tx, module, org_id = self.tx, self.module, self.org_id
+        wanted: dict[Field, set[str]] = {}
+        match_field = module.match_field
+        ids: set[int] = set()
+        for c in cands:
+            if c.target_id is not None:
+                ids.add(c.target_id)
+            for f, value in c.values.items():
+                if f.is_key or f is match_field:
+                    k = key_of(f, value)
+                    if k is not None:
+                        wanted.setdefault(f, set()).add(k)
+        for f, values in wanted.items():
+            for part in chunks(sorted(values)):
+                if f is match_field:
+                    rows = tx.execute(
+                        "SELECT m.value, m.record_id FROM match_keys m "
+                        "JOIN records r ON r.id = m.record_id "
+                        "WHERE m.org_id = ? AND m.module_id = ? AND m.field_id = ? "
+                        f"AND m.value IN ({placeholders(len(part))}) "
+                        "ORDER BY r.created_time, r.id",
+                        (org_id, module.id, f.id, *part),
+                    )
+                    for value, rid in rows:
+                        self.matches.setdefault((f.id, value), []).append(rid)
+                        ids.add(rid)
+                else:
+                    scope = self.scope(f)
+                    rows = tx.execute(
+                        "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND "
+                        "module_id = ? AND field_id = ? AND scope = ? "
+                        f"AND value IN ({placeholders(len(part))})",
+                        (org_id, module.id, f.id, scope, *part),
+                    )
+                    for value, rid in rows:
+                        self.unique[(f.id, scope, value)] = rid
+                        ids.add(rid)
+        self.load_records(sorted(ids))
+        self.check_lookups(cands)
+
+    def load_records(self, ids: list[int]) -> None:
+        tx, records = self.tx, self.records
+        for part in chunks(ids):
+            marks = placeholders(len(part))
+            for row in tx.execute(
+                f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
+                f"AND id IN ({marks})", (self.org_id, self.module.id, *part),
+            ):
+                records[row[0]] = StoredRecord(*row[:6], data=orjson.loads(row[6]))
+            for field_id, scope, value, rid in tx.execute(
+                f"SELECT field_id, scope, value, record_id FROM unique_keys "
+                f"WHERE record_id IN ({marks})", part,
+            ):
+                rec = records.get(rid)
+                if rec is not None:
+                    rec.keys[field_id] = rec.stored_keys[field_id] = (scope, value)
+                    self.unique[(field_id, scope, value)] = rid
+            for field_id, value, rid in tx.execute(
+                f"SELECT field_id, value, record_id FROM match_keys WHERE record_id IN ({marks})",
+                part,
+            ):
+                rec = records.get(rid)
+                if rec is not None:
+                    rec.matches[field_id] = rec.stored_matches[field_id] = value
+
+    def check_lookups(self, cands: list[Candidate]) -> None:
+        """Which lookup targets exist: one query per target module."""
+        wanted: dict[str, set[int]] = {}
+        for c in cands:
+            for f, rid in c.lookups:
+                if f.data_type == "lookup":
+                    wanted.setdefault(f.lookup_module or "", set()).add(rid)
+        for module_name, ids in wanted.items():
+            target = self.principal.dictionary.module(module_name)
+            if target is None:
+                continue
+            for part in chunks(sorted(ids)):
+                for (rid,) in self.tx.execute(
+                    "SELECT id FROM records WHERE org_id = ? AND module_id = ? "
+                    f"AND id IN ({placeholders(len(part))})", (self.org_id, target.id, *part),
+                ):
+                    self.existing_lookups.add((module_name, rid))
+
+    def find(self, f: Field, value: Any) -> tuple[int | None, bool]:
+        """The record a value of ``f`` matches (oldest first), and whether several match."""
+        k = key_of(f, value)
+        if k is None:
+            return None, False
+        if f.is_key:
+            return self.unique.get((f.id, self.scope(f), k)), False
+        found = self.matches.get((f.id, k))
+        if not found:
+            return None, False
+        return found[0], len(found) > 1
+
+    # -- planning ---------------------------------------------------------------------------
+    def plan(self, c: Candidate, mode: Mode, order: list[Field]) -> Outcome:
+        out = Outcome(c.index)
+        if c.error is not None:
+            out.error = c.error
+            return out
+        error = self.check_references(c)
+        if error is not None:
+            out.error = error
+            return out
+        target: int | None = None
+        if mode == "update":
+            if c.target_id not in self.records:
+                out.error = invalid_id(c.target_id)
+                return out
+            target = c.target_id
+        elif mode == "upsert":
+            for f in self.module.external_fields:
+                if f in c.values:
+                    target, _ = self.find(f, c.values[f])
+                    if target is not None:
+                        out.duplicate_field = f.api_name
+                        break
+            if target is None:
+                for f in order:
+                    if f in c.values:
+                        target, out.more_records = self.find(f, c.values[f])
+                        if target is not None:
+                            out.duplicate_field = f.api_name
+                            break
+        out.error = self.check_mandatory(c, target is None) or self.check_duplicates(c, target)
+        if out.error is None:
+            out.action = "insert" if target is None else "update"
+            out.record = self.apply(c, target)
+        else:
+            out.duplicate_field, out.more_records = None, False
+        return out
+
+    def check_references(self, c: Candidate) -> RecordError | None:
+        users = self.principal.users
+        if c.owner_id is not None:
+            owner = users.get(c.owner_id)
+            if owner is None or owner.status != "active":
+                return invalid(c.index, "Owner", "invalid data", expected_data_type="ownerlookup")
+        for f, rid in c.lookups:
+            if f.data_type == "userlookup":
+                ok = rid in users
+            else:
+                module_name = f.lookup_module or ""
+                ok = (module_name, rid) in self.existing_lookups or (
+                    module_name.lower() == self.module.api_name.lower()
+                    and rid in self.records and self.records[rid].is_new
+                )
+            if not ok:
+                return invalid(c.index, f.api_name, "invalid data", id=str(rid))
+        return None
+
+    def check_mandatory(self, c: Candidate, inserting: bool) -> RecordError | None:
+        for f in self.module.mandatory_fields:
+            if inserting:
+                if c.values.get(f) is None:
+                    return mandatory_missing(c.index, f.api_name)
+            elif f in c.values and c.values[f] is None:
+                return mandatory_missing(c.index, f.api_name)
+        return None
+
+    def check_duplicates(self, c: Candidate, target: int | None) -> RecordError | None:
+        for f, value in c.values.items():
+            if not f.is_key:
+                continue
+            k = key_of(f, value)
+            if k is None:
+                continue
+            holder = self.unique.get((f.id, self.scope(f), k))
+            if holder is not None and holder != target:
+                return self.duplicate(c.index, f, self.records[holder])
+        return None
+
+    def duplicate(self, index: int, f: Field, holder: StoredRecord) -> RecordError:
+        owner = user_ref(self.principal.users, holder.owner_id)
+        user = self.principal.users.get(holder.owner_id)
+        if user is not None:
+            owner["zuid"] = user.zuid
+        return RecordError("DUPLICATE_DATA", "duplicate data", {
+            "api_name": f.api_name,
+            "json_path": json_path(index, f.api_name),
+            "more_records": False,
+            "duplicate_record": {
+                "id": str(holder.id),
+                "module": {"api_name": self.module.api_name, "id": str(self.module.id)},
+                "Owner": owner,
+            },
+        })
+
+    def apply(self, c: Candidate, target: int | None) -> StoredRecord:
+        user_id, now = self.principal.user.id, self.now
+        if target is None:
+            rec = StoredRecord(self.new_ids.pop(), c.owner_id or user_id, user_id, now, user_id,
+                               now, {}, is_new=True)
+            self.records[rec.id] = rec
+        else:
+            rec = self.records[target]
+            rec.dirty = True
+            rec.modified_by, rec.modified_time = user_id, now
+            if c.owner_id is not None:
+                rec.owner_id = c.owner_id
+        data = rec.data
+        match_field = self.module.match_field
+        for f, value in c.values.items():
+            if value is None:
+                data.pop(f.api_name, None)
+            else:
+                data[f.api_name] = value
+            if f.is_key:
+                self.move_key(rec, f, key_of(f, value))
+            elif f is match_field:
+                self.move_match(rec, f, key_of(f, value))
+        if self.module.field("Full_Name") is not None:
+            names = [data.get("First_Name"), data.get("Last_Name")]
+            data["Full_Name"] = " ".join(n for n in names if n) or None
+        return rec
+
+    def move_key(self, rec: StoredRecord, f: Field, new: str | None) -> None:
+        old = rec.keys.get(f.id)
+        if old is not None and old[1] == new:
+            return
+        if old is not None:
+            self.unique.pop((f.id, *old), None)
+            del rec.keys[f.id]
+        if new is not None:
+            scope = self.scope(f)
+            rec.keys[f.id] = (scope, new)
+            self.unique[(f.id, scope, new)] = rec.id
+
+    def move_match(self, rec: StoredRecord, f: Field, new: str | None) -> None:
+        old = rec.matches.get(f.id)
+        if old == new:
+            return
+        if old is not None:
+            holders = self.matches.get((f.id, old))
+            if holders and rec.id in holders:
+                holders.remove(rec.id)
+            del rec.matches[f.id]
+        if new is not None:
+            rec.matches[f.id] = new
+            records = self.records
+            holders = self.matches.setdefault((f.id, new), [])
+            insort(holders, rec.id, key=lambda rid: (records[rid].created_time, rid)
+                   if rid in records else (0, rid))
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self) -> None:
+        tx, org_id, module_id = self.tx, self.org_id, self.module.id
+        touched = sorted((r for r in self.records.values() if r.is_new or r.dirty),
+                         key=lambda r: r.id)
+        new = [r for r in touched if r.is_new]
+        changed = [r for r in touched if not r.is_new]
+        if new:
+            tx.executemany(
+                "INSERT INTO records (id, org_id, module_id, owner_id, created_by, created_time, "
+                "modified_by, modified_time, data) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(r.id, org_id, module_id, r.owner_id, r.created_by, r.created_time,
+                  r.modified_by, r.modified_time, orjson.dumps(r.data).decode()) for r in new],
+            )
+        if changed:
+            tx.executemany(
+                "UPDATE records SET owner_id = ?, modified_by = ?, modified_time = ?, data = ? "
+                "WHERE id = ?",
+                [(r.owner_id, r.modified_by, r.modified_time, orjson.dumps(r.data).decode(), r.id)
+                 for r in changed],
+            )
+        gone_keys, new_keys, gone_matches, new_matches = [], [], [], []
+        for r in touched:
+            for fid, sv in r.stored_keys.items():
+                if r.keys.get(fid) != sv:
+                    gone_keys.append((org_id, module_id, fid, *sv))
+            for fid, sv in r.keys.items():
+                if r.stored_keys.get(fid) != sv:
+                    new_keys.append((org_id, module_id, fid, *sv, r.id))
+            for fid, value in r.stored_matches.items():
+                if r.matches.get(fid) != value:
+                    gone_matches.append((org_id, module_id, fid, value, r.id))
+            for fid, value in r.matches.items():
+                if r.stored_matches.get(fid) != value:
+                    new_matches.append((org_id, module_id, fid, value, r.id))
+        if gone_keys:
+            tx.executemany(
+                "DELETE FROM unique_keys WHERE org_id = ? AND module_id = ? AND field_id = ? "
+                "AND scope = ? AND value = ?", sorted(gone_keys))
+        if gone_matches:
+            tx.executemany(
+                "DELETE FROM match_keys WHERE org_id = ? AND module_id = ? AND field_id = ? "
+                "AND value = ? AND record_id = ?", sorted(gone_matches))
+        if new_keys:
+            tx.executemany(
+                "INSERT INTO unique_keys (org_id, module_id, field_id, scope, value, record_id) "
+                "VALUES (?,?,?,?,?,?)", sorted(new_keys))
+        if new_matches:
+            tx.executemany(
+                "INSERT INTO match_keys (org_id, module_id, field_id, value, record_id) "
+                "VALUES (?,?,?,?,?)", sorted(new_matches))
+
+
+def candidates(module: Module, data: Any, mode: Mode, path_id: Any = None) -> list[Candidate]:
+    """Validate a request's ``data`` array; request-level errors raise RequestError."""
+    if data is None:
+        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                           {"param_name": "data"})
+    if not isinstance(data, list):
+        raise RequestError("INVALID_DATA", "invalid data",
+                           {"expected_data_type": "jsonarray", "api_name": "data",
+                            "json_path": "$.data"})
+    if not data:
+        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                           {"param_name": "data"})
+    if len(data) > MAX_RECORDS:
+        raise RequestError("LIMIT_EXCEEDED", "Record count exceeded",
+                           {"limit": MAX_RECORDS, "api_name": "data", "json_path": "$.data"})
+    cands = []
+    for index, body in enumerate(data):
+        cand = candidate(module, index, body, with_id=mode == "update")
+        if mode == "update" and cand.error is None:
+            raw = path_id if path_id is not None else body.get("id")
+            if raw is None:
+                cand.fail(mandatory_missing(index, "id"))
+            else:
+                rid = record_id(raw)
+                if rid is None:
+                    cand.fail(invalid_id(raw))
+                else:
+                    cand.target_id = int(rid)
+        cands.append(cand)
+    return cands
+
+
+def write_records(store: Store, principal: Principal, module: Module, data: Any, mode: Mode,
+                  duplicate_check_fields: Any = None, path_id: Any = None) -> list[Outcome]:
+    """Insert, update or upsert the records of one request; one transaction for the batch."""
+    if duplicate_check_fields is not None and not isinstance(duplicate_check_fields, list):
+        raise RequestError("INVALID_DATA", "invalid data",
+                           {"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields",
+                            "json_path": "$.duplicate_check_fields"})
+    order = duplicate_check_order(module, duplicate_check_fields) if mode == "upsert" else []
+    cands = candidates(module, data, mode, path_id)
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            with store.write() as tx:
+                batch = Batch(tx, principal, module, int(time.time()))
+                valid = [c for c in cands if c.error is None]
+                tx.lock_keys(batch.lock_names(valid))
+                batch.prefetch(valid)
+                if mode != "update":
+                    batch.new_ids = tx.next_ids(len(valid))[::-1]
+                outcomes = [batch.plan(c, mode, order) for c in cands]
+                batch.write()
+                return outcomes
+        except ConflictError:
+            continue
+    raise RequestError("TOO_MANY_REQUESTS",
+                       "the records could not be written because of concurrent writes; try again",
+                       {})
+
+
+def item(outcome: Outcome, principal: Principal, mode: Mode) -> dict[str, Any]:
+    """The ``data[]`` item Zoho answers for one record."""
+    if outcome.error is not None:
+        return outcome.error.body()
+    rec = outcome.record
+    assert rec is not None
+    details = write_details(rec, principal.users, principal.user.tz)
+    if outcome.more_records:
+        details["more_records"] = True
+    added = outcome.action == "insert"
+    if mode == "upsert":
+        return {"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
+                "action": outcome.action, "details": details,
+                "message": "record added" if added else "record updated", "status": "success"}
+    return {"code": "SUCCESS", "details": details,
+            "message": "record added" if added else "record updated", "status": "success"}

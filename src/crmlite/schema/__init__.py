@@ -1,0 +1,1 @@
+"""The data dictionary: modules, fields and data types are data, never Python classes."""

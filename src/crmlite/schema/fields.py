@@ -1,0 +1,211 @@
+"""Field metadata: describe fields as Zoho's fields API does, and create custom fields."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from crmlite.errors import RecordError, RequestError
+from crmlite.schema.datatypes import CUSTOM_FIELD_TYPES, MAX_LENGTH, UNIQUE_CAPABLE
+from crmlite.schema.dictionary import DataDictionary, Field, Module, bump_version
+from crmlite.schema.naming import api_name_from_label, is_valid_api_name
+from crmlite.store.base import Tx
+
+MAX_UNIQUE_FIELDS = 2
+MAX_FIELDS_PER_REQUEST = 100
+
+
+def describe(f: Field, dictionary: DataDictionary) -> dict[str, Any]:
+    """One field as ``GET /settings/fields`` renders it."""
+    lookup: dict[str, Any] = {}
+    if f.data_type == "lookup" and f.lookup_module:
+        target = dictionary.module(f.lookup_module)
+        lookup = {
+            "display_label": f.field_label,
+            "api_name": f.api_name,
+            "module": {"api_name": f.lookup_module, "id": str(target.id) if target else None},
+            "id": str(f.id),
+        }
+    picklist = [
+        {"display_value": v["display_value"], "actual_value": v["actual_value"],
+         "sequence_number": n, "type": "used", "id": str(f.id * 1000 + n)}
+        for n, v in enumerate(f.extra.get("pick_list_values", []), start=1)
+    ]
+    system_read_only = f.read_only
+    return {
+        "api_name": f.api_name,
+        "id": str(f.id),
+        "field_label": f.field_label,
+        "display_label": f.field_label,
+        "data_type": f.data_type,
+        "json_type": f.json_type,
+        "length": f.length,
+        "decimal_place": f.decimal_place,
+        "system_mandatory": f.system_mandatory,
+        "read_only": system_read_only,
+        "field_read_only": system_read_only,
+        "custom_field": f.custom_field,
+        "unique": {"case_sensitive": False} if f.unique else {},
+        "external": ({"show": f.external_show, "type": f.external_type,
+                      "allow_multiple_config": False} if f.external_type else None),
+        "pick_list_values": picklist,
+        "lookup": lookup,
+        "visible": True,
+        "sequence_number": f.sequence_number,
+        "api_supported": True,
+        "searchable": f.data_type not in ("subform", "multiselectpicklist"),
+        "sortable": f.api_name in ("id", "Created_Time", "Modified_Time"),
+        "filterable": True,
+        "mass_update": not system_read_only,
+        "virtual_field": False,
+        "ui_type": 1,
+        "created_source": "crm" if not f.custom_field else "api",
+        "subform": None,
+        "crypt": None,
+        "currency": ({"rounding_option": "normal", "precision": f.decimal_place or 2}
+                     if f.data_type == "currency" else {}),
+        "textarea": {"type": "large" if (f.length or 0) > 2000 else "small"}
+                    if f.data_type == "textarea" else None,
+        "auto_number": {},
+        "formula": {},
+        "multiselectlookup": {},
+        "profiles": [],
+        "view_type": {"view": True, "edit": not system_read_only, "quick_create": False,
+                      "create": not system_read_only},
+        "operation_type": {"web_update": not system_read_only, "api_create": not system_read_only,
+                           "web_create": not system_read_only,
+                           "api_update": not system_read_only},
+    }
+
+
+def _error(code: str, message: str, index: int, key: str, **extra: Any) -> RecordError:
+    return RecordError(code, message, {**extra, "api_name": key,
+                                       "json_path": f"$.fields[{index}].{key}"})
+
+
+def _spec(module: Module, dictionary: DataDictionary, index: int, body: Any,
+          taken: set[str]) -> dict[str, Any]:
+    """Validate one field definition; raises RecordError."""
+    if not isinstance(body, dict):
+        raise RecordError("INVALID_DATA", "invalid data",
+                          {"expected_data_type": "jsonobject", "json_path": f"$.fields[{index}]"})
+    label = body.get("field_label")
+    if not isinstance(label, str) or not label.strip():
+        raise _error("MANDATORY_NOT_FOUND", "required field not found", index, "field_label")
+    label = label.strip()
+    data_type = body.get("data_type")
+    if data_type is None:
+        raise _error("MANDATORY_NOT_FOUND", "required field not found", index, "data_type")
+    if data_type not in CUSTOM_FIELD_TYPES:
+        raise _error("INVALID_DATA", "invalid data", index, "data_type",
+                     supported_values=sorted(CUSTOM_FIELD_TYPES))
+    api_name = body.get("api_name") or api_name_from_label(label)
+    if not isinstance(api_name, str) or not is_valid_api_name(api_name):
+        raise _error("INVALID_DATA", "invalid data", index, "api_name")
+    if api_name.lower() in taken:
+        raise _error("DUPLICATE_DATA", "duplicate data", index, "api_name")
+    length = body.get("length", CUSTOM_FIELD_TYPES[data_type])
+    limit = MAX_LENGTH.get(data_type)
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int)
+                               or length < 1):
+        raise _error("INVALID_DATA", "invalid data", index, "length",
+                     expected_data_type="integer")
+    if limit is not None and length is not None and length > limit:
+        raise _error("INVALID_DATA", "invalid data", index, "length", maximum_length=limit)
+    unique = body.get("unique")
+    is_unique = bool(unique) if not isinstance(unique, dict) else True
+    if isinstance(unique, dict) and unique.get("case_sensitive") is True:
+        raise _error("INVALID_DATA", "case sensitive unique fields are not supported", index,
+                     "unique")
+    if is_unique and data_type not in UNIQUE_CAPABLE:
+        raise _error("INVALID_DATA", "this data type cannot be unique", index, "unique")
+    external = body.get("external")
+    external_type = None
+    external_show = False
+    if external is not None:
+        if not isinstance(external, dict) or external.get("type") not in ("org", "user"):
+            raise _error("INVALID_DATA", "invalid data", index, "external",
+                         supported_values=["org", "user"])
+        if data_type != "text":
+            raise _error("INVALID_DATA", "only single line fields can be external fields",
+                         index, "external")
+        external_type = external["type"]
+        external_show = bool(external.get("show", False))
+    extra: dict[str, Any] = {}
+    if data_type == "lookup":
+        target = body.get("lookup", {})
+        target_name = (target.get("module") or {}).get("api_name") if isinstance(
+            target, dict) and isinstance(target.get("module"), dict) else None
+        if not isinstance(target_name, str) or dictionary.module(target_name) is None:
+            raise _error("INVALID_DATA", "invalid data", index, "lookup")
+        extra["lookup_module"] = dictionary.module(target_name).api_name  # type: ignore[union-attr]
+    if data_type in ("picklist", "multiselectpicklist"):
+        values = body.get("pick_list_values") or []
+        if not isinstance(values, list):
+            raise _error("INVALID_DATA", "invalid data", index, "pick_list_values")
+        extra["pick_list_values"] = [
+            {"display_value": str(v.get("display_value", v.get("actual_value", ""))),
+             "actual_value": str(v.get("actual_value", v.get("display_value", "")))}
+            for v in values if isinstance(v, dict)
+        ]
+    decimal_place = body.get("decimal_place")
+    if data_type in ("double", "currency") and decimal_place is None:
+        decimal_place = 2
+    return {"api_name": api_name, "label": label, "data_type": data_type, "length": length,
+            "decimal_place": decimal_place, "unique": is_unique, "external_type": external_type,
+            "external_show": external_show, "extra": extra}
+
+
+def create_fields(tx: Tx, org_id: int, module: Module, dictionary: DataDictionary,
+                  bodies: Any) -> list[dict[str, Any]]:
+    """Create custom fields; one reply item per definition, in order."""
+    if bodies is None or bodies == []:
+        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                           {"param_name": "fields"})
+    if not isinstance(bodies, list):
+        raise RequestError("INVALID_DATA", "invalid data",
+                           {"expected_data_type": "jsonarray", "api_name": "fields",
+                            "json_path": "$.fields"})
+    if len(bodies) > MAX_FIELDS_PER_REQUEST:
+        raise RequestError("LIMIT_EXCEEDED", "limit exceeded",
+                           {"limit": MAX_FIELDS_PER_REQUEST, "api_name": "fields"})
+    taken = {f.api_name.lower() for f in module.fields}
+    unique_count = len(module.unique_fields)
+    (seq,) = tx.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM fields "
+                        "WHERE module_id = ?", (module.id,))[0]
+    now = int(time.time())
+    items: list[dict[str, Any]] = []
+    created = 0
+    for index, body in enumerate(bodies):
+        try:
+            spec = _spec(module, dictionary, index, body, taken)
+            if spec["unique"] and unique_count >= MAX_UNIQUE_FIELDS:
+                raise RecordError("LIMIT_EXCEEDED", "unique field limit exceeded",
+                                  {"limit": MAX_UNIQUE_FIELDS, "api_name": "unique",
+                                   "json_path": f"$.fields[{index}].unique"})
+        except RecordError as exc:
+            items.append(exc.body())
+            continue
+        unique_count += spec["unique"]
+        taken.add(spec["api_name"].lower())
+        (field_id,) = tx.next_ids(1)
+        seq += 1
+        tx.execute(
+            "INSERT INTO fields (id, org_id, module_id, api_name, api_key, field_label, "
+            "data_type, length, decimal_place, system_mandatory, read_only, custom_field, "
+            "is_unique, external_type, external_show, extra, sequence_number, created_time) "
+            "VALUES (?,?,?,?,?,?,?,?,?,0,0,1,?,?,?,?,?,?)",
+            (field_id, org_id, module.id, spec["api_name"], spec["api_name"].lower(),
+             spec["label"], spec["data_type"], spec["length"], spec["decimal_place"],
+             int(spec["unique"]), spec["external_type"], int(spec["external_show"]),
+             orjson.dumps(spec["extra"]).decode(), seq, now),
+        )
+        created += 1
+        items.append({"code": "SUCCESS", "details": {"id": str(field_id)},
+                      "message": "field created", "status": "success"})
+    if created:
+        tx.execute("UPDATE modules SET modified_time = ? WHERE id = ?", (now, module.id))
+        bump_version(tx, org_id)
+    return items

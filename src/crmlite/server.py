@@ -1,0 +1,70 @@
+"""Running the ASGI app: one process, or N workers each with its own SO_REUSEPORT socket.
+
+``uvicorn --workers`` shares one listening socket, and a burst of keep-alive
+connections often lands on a single worker (perf-anchors.md, pitfall 3); a socket per
+worker lets the kernel balance connections across them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+
+from crmlite.api.app import create_app
+from crmlite.store.base import open_store
+
+
+def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app: Any) -> uvicorn.Config:
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    return uvicorn.Config(app, loop=loop, http="httptools", log_level="warning",
+                          access_log=False, lifespan="off", timeout_keep_alive=30)
+
+
+def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    store = open_store(database_url)
+    sock = _socket(host, port, reuse_port)
+    server = uvicorn.Server(_config(create_app(store)))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+
+
+def serve(host: str, port: int, database_url: str, workers: int = 1) -> None:
+    if workers <= 1:
+        run_worker(host, port, database_url, reuse_port=False)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=run_worker, args=(host, port, database_url, True), daemon=False)
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+
+    def stop(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for p in procs:
+        p.join()

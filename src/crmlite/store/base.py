@@ -1,0 +1,83 @@
+"""The storage interface the engine writes against.
+
+The engine speaks one SQL dialect (``?`` placeholders, ``INSERT … ON CONFLICT``,
+``RETURNING``) that both SQLite and PostgreSQL understand; a backend translates
+placeholders and supplies what differs: how a write transaction starts, how keys
+are locked, how ids are handed out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+DEFAULT_DATABASE_URL = "sqlite:///crmlite.db"
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """An open transaction (or, for reads, a connection in autocommit)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def lock_keys(self, keys: Iterable[str]) -> None:
+        """Serialise writers on these keys until the transaction ends."""
+
+    def next_ids(self, count: int) -> list[int]:
+        """Hand out ``count`` new 19-digit record ids."""
+
+
+class Store(Protocol):
+    url: str
+    dialect: str
+
+    def write(self) -> AbstractContextManager[Tx]:
+        """A write transaction: all or nothing, serialised against other writers."""
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only view."""
+
+    def close(self) -> None: ...
+
+
+class ConflictError(Exception):
+    """A write lost a race (a UNIQUE constraint, a deadlock, a serialisation failure).
+
+    The whole transaction has been rolled back; the caller may plan again.
+    """
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was made by a newer crmlite than this one."""
+
+
+def database_url(url: str | None = None) -> str:
+    return url or os.environ.get("CRMLITE_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and migrate) the store that ``url`` names."""
+    url = database_url(url)
+    if url.startswith("sqlite:"):
+        from crmlite.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from crmlite.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")
+
+
+def placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

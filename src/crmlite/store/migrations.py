@@ -1,0 +1,148 @@
+"""The versioned database schema.
+
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``. A database made by an
+older crmlite is upgraded in place when a store opens it; a database whose version is
+newer than ``SCHEMA_VERSION`` is refused.
+
+The DDL is written once, with a few words that differ between the backends:
+``{pk}`` (the 64-bit primary key type), ``{bigint}`` and ``{without_rowid}``.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# First id handed out: record, user, module and field ids look like Zoho's 19-digit ids.
+ID_BASE = 5_725_767_000_000_000_000
+
+DIALECT_WORDS = {
+    "sqlite": {"pk": "INTEGER PRIMARY KEY", "bigint": "INTEGER", "without_rowid": "WITHOUT ROWID"},
+    "postgresql": {"pk": "BIGINT PRIMARY KEY", "bigint": "BIGINT", "without_rowid": ""},
+}
+
+_V1 = [
+    """CREATE TABLE orgs (
+        id {pk},
+        zgid TEXT NOT NULL,
+        company_name TEXT NOT NULL,
+        primary_email TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        created_time {bigint} NOT NULL,
+        meta_version {bigint} NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE users (
+        id {pk},
+        org_id {bigint} NOT NULL,
+        zuid TEXT NOT NULL,
+        email TEXT NOT NULL,
+        first_name TEXT,
+        last_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        status TEXT NOT NULL,
+        time_zone TEXT NOT NULL,
+        created_time {bigint} NOT NULL,
+        created_by {bigint},
+        UNIQUE (org_id, email)
+    )""",
+    """CREATE TABLE modules (
+        id {pk},
+        org_id {bigint} NOT NULL,
+        api_name TEXT NOT NULL,
+        api_key TEXT NOT NULL,
+        module_name TEXT NOT NULL,
+        singular_label TEXT NOT NULL,
+        plural_label TEXT NOT NULL,
+        generated_type TEXT NOT NULL,
+        scope_name TEXT NOT NULL,
+        duplicate_check_field TEXT,
+        display_field TEXT NOT NULL,
+        sequence_number INTEGER NOT NULL,
+        created_time {bigint} NOT NULL,
+        modified_time {bigint} NOT NULL,
+        UNIQUE (org_id, api_key)
+    )""",
+    """CREATE TABLE fields (
+        id {pk},
+        org_id {bigint} NOT NULL,
+        module_id {bigint} NOT NULL,
+        api_name TEXT NOT NULL,
+        api_key TEXT NOT NULL,
+        field_label TEXT NOT NULL,
+        data_type TEXT NOT NULL,
+        length INTEGER,
+        decimal_place INTEGER,
+        system_mandatory INTEGER NOT NULL DEFAULT 0,
+        read_only INTEGER NOT NULL DEFAULT 0,
+        custom_field INTEGER NOT NULL DEFAULT 0,
+        is_unique INTEGER NOT NULL DEFAULT 0,
+        external_type TEXT,
+        external_show INTEGER NOT NULL DEFAULT 0,
+        extra TEXT NOT NULL DEFAULT '{{}}',
+        sequence_number INTEGER NOT NULL,
+        created_time {bigint} NOT NULL,
+        UNIQUE (module_id, api_key)
+    )""",
+    """CREATE TABLE records (
+        id {pk},
+        org_id {bigint} NOT NULL,
+        module_id {bigint} NOT NULL,
+        owner_id {bigint} NOT NULL,
+        created_by {bigint} NOT NULL,
+        created_time {bigint} NOT NULL,
+        modified_by {bigint} NOT NULL,
+        modified_time {bigint} NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX records_by_module ON records (org_id, module_id, id)",
+    # One row per external or unique value: the database, not the engine, keeps them unique.
+    """CREATE TABLE unique_keys (
+        org_id {bigint} NOT NULL,
+        module_id {bigint} NOT NULL,
+        field_id {bigint} NOT NULL,
+        scope {bigint} NOT NULL,
+        value TEXT NOT NULL,
+        record_id {bigint} NOT NULL,
+        PRIMARY KEY (org_id, module_id, field_id, scope, value)
+    ) {without_rowid}""",
+    "CREATE INDEX unique_keys_by_record ON unique_keys (record_id)",
+    # Duplicate-check values that may repeat (the system field, e.g. Contacts.Email).
+    """CREATE TABLE match_keys (
+        org_id {bigint} NOT NULL,
+        module_id {bigint} NOT NULL,
+        field_id {bigint} NOT NULL,
+        value TEXT NOT NULL,
+        record_id {bigint} NOT NULL,
+        PRIMARY KEY (org_id, module_id, field_id, value, record_id)
+    ) {without_rowid}""",
+    "CREATE INDEX match_keys_by_record ON match_keys (record_id)",
+    """CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        org_id {bigint} NOT NULL,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        redirect_uri TEXT,
+        created_time {bigint} NOT NULL
+    )""",
+    """CREATE TABLE oauth_tokens (
+        token_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        org_id {bigint} NOT NULL,
+        user_id {bigint} NOT NULL,
+        client_id TEXT,
+        scopes TEXT NOT NULL,
+        expires_at {bigint},
+        created_time {bigint} NOT NULL,
+        parent_hash TEXT
+    )""",
+    "CREATE INDEX oauth_tokens_by_parent ON oauth_tokens (parent_hash)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def statements(version_from: int, dialect: str) -> list[str]:
+    words = DIALECT_WORDS[dialect]
+    return [sql.format(**words) for step in MIGRATIONS[version_from:] for sql in step]
