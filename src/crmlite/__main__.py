@@ -1,0 +1,3 @@
+from crmlite.cli import main
+
+main()

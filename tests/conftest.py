@@ -1,0 +1,166 @@
+"""Fixtures: a real ``crmlite serve`` process per test, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.pgcluster import PostgresCluster, free_port
+
+CRMLITE = [sys.executable, "-m", "crmlite"]
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'crmlite.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
+def cli(database_url: str, *args: str) -> str:
+    """Run a crmlite command; its stdout."""
+    done = subprocess.run([*CRMLITE, *args, "--database", database_url], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class Server:
+    """``crmlite serve`` in a subprocess, with a client for the token it printed."""
+
+    def __init__(self, database_url: str, workers: int = 1) -> None:
+        self.database_url = database_url
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.proc: subprocess.Popen[str] | None = None
+        self.token = ""
+        self.start()
+
+    def start(self) -> None:
+        args = [*CRMLITE, "serve", "--port", str(self.port), "--database", self.database_url]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self.proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            found = re.search(r"access token .*: (1000\.\S+)", line)
+            if found:
+                self.token = found.group(1)
+            if line.startswith("try: curl"):
+                break
+        assert self.token, "".join(lines)
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.base + "/", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError("server did not start: " + "".join(lines))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        token = self.token
+        self.stop()
+        self.start()
+        self.token = token
+
+    def client(self, token: str | None = None) -> Client:
+        return Client(self.base, token if token is not None else self.token)
+
+
+class Client:
+    def __init__(self, base: str, token: str | None) -> None:
+        headers = {"Authorization": f"Zoho-oauthtoken {token}"} if token else {}
+        self.http = httpx.Client(base_url=base, headers=headers, timeout=60)
+
+    def request(self, method: str, path: str, json: Any = None, content: Any = None,
+                **kw: Any) -> httpx.Response:
+        if json is not None:
+            import orjson
+
+            content = orjson.dumps(json)
+        return self.http.request(method, path, content=content, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def upsert(self, module: str, records: list[dict[str, Any]], version: str = "v8",
+               **body: Any) -> httpx.Response:
+        return self.post(f"/crm/{version}/{module}/upsert", {"data": records, **body})
+
+    def add_field(self, module: str, **definition: Any) -> str:
+        reply = self.post(f"/crm/v8/settings/fields?module={module}",
+                          {"fields": [definition]})
+        assert reply.status_code == 201, reply.text
+        return reply.json()["fields"][0]["details"]["id"]
+
+    def record(self, module: str, record_id: str) -> dict[str, Any] | None:
+        reply = self.get(f"/crm/v8/{module}/{record_id}")
+        if reply.status_code == 204:
+            return None
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"][0]
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[Server]:
+    srv = Server(database_url)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server: Server) -> Client:
+    return server.client()
+
+
+def new_user(server: Server, email: str, name: str, scope: str | None = None) -> Client:
+    cli(server.database_url, "user", "add", "--email", email, "--name", name)
+    args = ["token", "create", "--user", email]
+    if scope:
+        args += ["--scope", scope]
+    return server.client(cli(server.database_url, *args))
