@@ -146,6 +146,19 @@ class Client:
         return reply.json()["data"][0]
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a whole test module, for tests that do not need an empty database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'crmlite.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").create_database()
+    srv = Server(url)
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
     srv = Server(database_url)
