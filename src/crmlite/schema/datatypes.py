@@ -44,6 +44,7 @@ DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
 DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 ID_RE = re.compile(r"^\d{1,19}$")
+MAX_ID = 2**63 - 1
 
 
 class InvalidValue(Exception):
@@ -169,10 +170,10 @@ def record_id(value: Any) -> str | None:
     """A record or user id as a client may send it (string or JSON number), or None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value <= MAX_ID:
         return str(value)
-    if isinstance(value, str) and ID_RE.match(value.strip()):
-        return value.strip()
+    if isinstance(value, str) and ID_RE.match(value.strip()) and 0 < int(value) <= MAX_ID:
+        return str(int(value))
     return None
 
 

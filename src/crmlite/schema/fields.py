@@ -98,7 +98,7 @@ def _spec(module: Module, dictionary: DataDictionary, index: int, body: Any,
     data_type = body.get("data_type")
     if data_type is None:
         raise _error("MANDATORY_NOT_FOUND", "required field not found", index, "data_type")
-    if data_type not in CUSTOM_FIELD_TYPES:
+    if not isinstance(data_type, str) or data_type not in CUSTOM_FIELD_TYPES:
         raise _error("INVALID_DATA", "invalid data", index, "data_type",
                      supported_values=sorted(CUSTOM_FIELD_TYPES))
     api_name = body.get("api_name") or api_name_from_label(label)

@@ -1,0 +1,77 @@
+"""No input a client can send gives a 500: a bounded, seeded barrage of odd requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+from urllib.parse import quote
+
+from tests.conftest import Server
+
+FIELDS = ["Last_Name", "Email", "Owner", "Account_Name", "Date_of_Birth", "Phone", "id",
+          "Created_Time", "Ext", "Badge", "Email_Opt_Out", "Mailing_Zip", "Reporting_To",
+          "Full_Name", "$approved", ""]
+
+
+def odd_value(rng: random.Random, depth: int = 0) -> Any:
+    choices: list[Any] = [
+        None, True, False, 0, -1, 2**63, 2**70, 1.5, float("1e308"), "", " ", "x" * 40000,
+        "é中文🙂", "1; DROP TABLE records", "%s?%%", "\x00", "2024-02-30", "5725767000000000001",
+        {"id": None}, {"id": "abc"}, {"id": 5725767000000000001}, [], [1, "a"], {}]
+    if depth < 2:
+        choices += [[odd_value(rng, depth + 1)], {"k": odd_value(rng, depth + 1)}]
+    return rng.choice(choices)
+
+
+def odd_record(rng: random.Random) -> Any:
+    if rng.random() < 0.1:
+        return odd_value(rng)
+    return {rng.choice(FIELDS): odd_value(rng) for _ in range(rng.randint(0, 5))}
+
+
+def test_odd_requests_never_give_a_500(shared_server: Server) -> None:
+    api = shared_server.client()
+    api.add_field("Contacts", field_label="Ext", data_type="text",
+                  external={"type": "org", "show": False})
+    api.add_field("Contacts", field_label="Badge", data_type="text", unique={})
+    rng = random.Random(int(os.environ.get("CRMLITE_FUZZ_SEED", "20261128")))
+    statuses: dict[int, int] = {}
+    for n in range(300):
+        kind = n % 6
+        if kind == 0:
+            body = {"data": [odd_record(rng) for _ in range(rng.randint(0, 4))]}
+            if rng.random() < 0.5:
+                body["duplicate_check_fields"] = odd_value(rng)
+            reply = api.request("POST", "/crm/v8/Contacts/upsert",
+                                content=json.dumps(body).encode())
+        elif kind == 1:
+            payload = rng.choice([b"{", b"null", b"[]", b'"s"', b"\xff\xfe", b'{"data":null}',
+                                  json.dumps({"data": odd_value(rng)}).encode()])
+            reply = api.request(rng.choice(["POST", "PUT"]), "/crm/v8/Contacts", content=payload)
+        elif kind == 2:
+            body = {"data": [odd_record(rng) for _ in range(rng.randint(1, 3))]}
+            reply = api.request("PUT", "/crm/v8/Contacts", content=json.dumps(body).encode())
+        elif kind == 3:
+            params = "&".join(f"{k}={quote(str(odd_value(rng))[:50])}" for k in rng.sample(
+                ["fields", "page", "per_page", "sort_by", "sort_order", "ids"], 3))
+            reply = api.get(f"/crm/v8/Contacts?{params}")
+        elif kind == 4:
+            body = {"fields": [{"field_label": odd_value(rng), "data_type": odd_value(rng),
+                                "external": odd_value(rng), "unique": odd_value(rng),
+                                "length": odd_value(rng)}]}
+            reply = api.request("POST", "/crm/v8/settings/fields?module=Leads",
+                                content=json.dumps(body).encode())
+        else:
+            target = quote(str(odd_value(rng))[:40], safe="")
+            reply = api.request(rng.choice(["GET", "PUT", "DELETE", "PATCH"]),
+                                f"/crm/{rng.choice(['v8', 'v2', 'v9'])}/Contacts/{target}",
+                                content=b'{"data":[{"Last_Name":"x"}]}')
+        statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+        assert reply.status_code < 500, (n, reply.request.method, reply.request.url,
+                                         reply.request.content[:300], reply.text)
+        if reply.status_code != 204:
+            body = reply.json()
+            assert "code" in body or "data" in body or "fields" in body, body
+    assert any(s >= 400 for s in statuses) and any(s < 300 for s in statuses), statuses
