@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from bisect import insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,18 +92,17 @@ class Batch:
     def scope(self, f: Field) -> int:
         return self.principal.user.id if f.external_type == "user" else 0
 
-    def lock_names(self, cands: Iterable[Candidate]) -> list[str]:
+    def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
+        """The batch's keys and target records (lazily: SQLite never asks)."""
         match_field = self.module.match_field
-        names = []
         for c in cands:
             for f, value in c.values.items():
                 if f.is_key or f is match_field:
                     k = key_of(f, value)
                     if k is not None:
-                        names.append(f"{self.org_id}:{f.id}:{self.scope(f)}:{k}")
+                        yield f"{self.org_id}:{f.id}:{self.scope(f)}:{k}"
             if c.target_id is not None:
-                names.append(f"{self.org_id}:record:{c.target_id}")
-        return names
+                yield f"{self.org_id}:record:{c.target_id}"
 
     def prefetch(self, cands: list[Candidate]) -> None:
         tx, module, org_id = self.tx, self.module, self.org_id
