@@ -34,6 +34,20 @@ def required_param(name: str) -> RequestError:
                         {"param_name": name})
 
 
+def array_param(value: Any, name: str, limit: int, message: str = "limit exceeded") -> list[Any]:
+    """A body's array parameter (``data``, ``fields``, ...): present, an array, not too long."""
+    if value is None or value == []:
+        raise required_param(name)
+    if not isinstance(value, list):
+        raise RequestError("INVALID_DATA", "invalid data",
+                           {"expected_data_type": "jsonarray", "api_name": name,
+                            "json_path": f"$.{name}"})
+    if len(value) > limit:
+        raise RequestError("LIMIT_EXCEEDED", message,
+                           {"limit": limit, "api_name": name, "json_path": f"$.{name}"})
+    return value
+
+
 def invalid_module(name: str) -> RequestError:
     return RequestError("INVALID_MODULE", "the module name given seems to be invalid",
                         {"resource_path_index": 0})

@@ -16,7 +16,7 @@ from crmlite.api.context import (
 )
 from crmlite.api.responses import JSON, batch, no_content
 from crmlite.auth import scopes
-from crmlite.errors import RequestError
+from crmlite.errors import RequestError, required_param
 from crmlite.records import reader
 from crmlite.records.deletion import delete_records
 from crmlite.records.writer import Mode, item, write_records
@@ -62,8 +62,7 @@ async def module_collection(request: Request) -> Response:
         require_module_scope(principal, module, scopes.DELETE)
         ids = request.query_params.get("ids")
         if ids is None:
-            raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
-                               {"param_name": "ids"})
+            raise required_param("ids")
         items = await run(request, delete_records, store_of(request), principal, module,
                           ids.split(","))
         return batch(items)

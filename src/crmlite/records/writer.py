@@ -25,7 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from crmlite.auth.principal import Principal
-from crmlite.errors import RecordError, RequestError, invalid_id
+from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
@@ -405,19 +405,7 @@ class Batch:
 
 def candidates(module: Module, data: Any, mode: Mode, path_id: Any = None) -> list[Candidate]:
     """Validate a request's ``data`` array; request-level errors raise RequestError."""
-    if data is None:
-        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
-                           {"param_name": "data"})
-    if not isinstance(data, list):
-        raise RequestError("INVALID_DATA", "invalid data",
-                           {"expected_data_type": "jsonarray", "api_name": "data",
-                            "json_path": "$.data"})
-    if not data:
-        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
-                           {"param_name": "data"})
-    if len(data) > MAX_RECORDS:
-        raise RequestError("LIMIT_EXCEEDED", "Record count exceeded",
-                           {"limit": MAX_RECORDS, "api_name": "data", "json_path": "$.data"})
+    data = array_param(data, "data", MAX_RECORDS, "Record count exceeded")
     cands = []
     for index, body in enumerate(data):
         cand = candidate(module, index, body, with_id=mode == "update")

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from crmlite.errors import RecordError, RequestError
+from crmlite.errors import RecordError, array_param
 from crmlite.schema.datatypes import CUSTOM_FIELD_TYPES, MAX_LENGTH, UNIQUE_CAPABLE
 from crmlite.schema.dictionary import DataDictionary, Field, Module, bump_version
 from crmlite.schema.naming import api_name_from_label, is_valid_api_name
@@ -161,16 +161,7 @@ def _spec(module: Module, dictionary: DataDictionary, index: int, body: Any,
 def create_fields(tx: Tx, org_id: int, module: Module, dictionary: DataDictionary,
                   bodies: Any) -> list[dict[str, Any]]:
     """Create custom fields; one reply item per definition, in order."""
-    if bodies is None or bodies == []:
-        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
-                           {"param_name": "fields"})
-    if not isinstance(bodies, list):
-        raise RequestError("INVALID_DATA", "invalid data",
-                           {"expected_data_type": "jsonarray", "api_name": "fields",
-                            "json_path": "$.fields"})
-    if len(bodies) > MAX_FIELDS_PER_REQUEST:
-        raise RequestError("LIMIT_EXCEEDED", "limit exceeded",
-                           {"limit": MAX_FIELDS_PER_REQUEST, "api_name": "fields"})
+    bodies = array_param(bodies, "fields", MAX_FIELDS_PER_REQUEST)
     taken = {f.api_name.lower() for f in module.fields}
     unique_count = len(module.unique_fields)
     (seq,) = tx.execute("SELECT COALESCE(MAX(sequence_number), 0) FROM fields "
