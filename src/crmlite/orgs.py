@@ -62,9 +62,12 @@ class User:
         except (ZoneInfoNotFoundError, ValueError):
             return ZoneInfo("UTC")
 
+    @cached_property
     def minified(self) -> dict[str, str]:
+        """``{"name", "id"}`` as records carry it (shared: never mutate)."""
         return {"name": self.full_name, "id": str(self.id)}
 
+    @cached_property
     def minified_with_email(self) -> dict[str, str]:
         return {"name": self.full_name, "id": str(self.id), "email": self.email}
 

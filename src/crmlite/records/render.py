@@ -21,7 +21,7 @@ def user_ref(users: dict[int, User], user_id: int, with_email: bool = False) -> 
     user = users.get(user_id)
     if user is None:
         return {"name": None, "id": str(user_id)}
-    return user.minified_with_email() if with_email else user.minified()
+    return user.minified_with_email if with_email else user.minified
 
 
 def write_details(record: StoredRecord, users: dict[int, User], tz: ZoneInfo) -> dict[str, Any]:

@@ -22,6 +22,9 @@ class Candidate:
     target_id: int | None = None  # update by id
     error: RecordError | None = None
     lookups: list[tuple[Field, int]] = field(default_factory=list)
+    # normalised match keys of the values given for external, unique and duplicate-check
+    # fields (None: the value is being cleared)
+    keys: dict[Field, str | None] = field(default_factory=dict)
 
     def fail(self, error: RecordError) -> None:
         if self.error is None:
@@ -53,32 +56,30 @@ def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -
                               {"expected_data_type": "jsonobject", "api_name": "data",
                                "json_path": f"$.data[{index}]"}))
         return cand
+    by_name = module.by_name
     for name, raw in body.items():
-        if name == "id" and with_id:
-            continue
-        if name.startswith("$"):
-            continue
-        f = module.field(name)
-        if f is None:
-            continue  # Zoho ignores keys that are not fields of the module
-        if f.read_only or f.data_type == "autonumber":
-            cand.fail(invalid(index, f.api_name, "the field is read only"))
-            continue
+        f = by_name.get(name) or module.field(name)
+        if f is None or (with_id and name == "id"):
+            continue  # Zoho ignores keys that are not fields of the module (and `$` keys)
         try:
-            value = datatypes.validate(f, raw)
+            if f.read_only:
+                raise datatypes.InvalidValue({}, "the field is read only")
+            value = None if raw is None else f.validator(f, raw)
         except datatypes.MissingId:
             cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
-            continue
+            return cand
         except datatypes.InvalidValue as exc:
             cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
-            continue
+            return cand
         if f.data_type == "ownerlookup":
             if value is None:
                 cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
-            else:
-                cand.owner_id = int(value["id"])
+                return cand
+            cand.owner_id = int(value["id"])
             continue
-        if f.data_type in ("lookup", "userlookup") and value is not None:
+        if value is not None and f.data_type in ("lookup", "userlookup"):
             cand.lookups.append((f, int(value["id"])))
         cand.values[f] = value
+        if f.is_matched:
+            cand.keys[f] = datatypes.key_of(f, value)
     return cand

@@ -29,7 +29,7 @@ from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
-from crmlite.schema.datatypes import key_of, record_id
+from crmlite.schema.datatypes import record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import ConflictError, Store, Tx, chunks, placeholders
 
@@ -94,13 +94,10 @@ class Batch:
 
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
-        match_field = self.module.match_field
         for c in cands:
-            for f, value in c.values.items():
-                if f.is_key or f is match_field:
-                    k = key_of(f, value)
-                    if k is not None:
-                        yield f"{self.org_id}:{f.id}:{self.scope(f)}:{k}"
+            for f, k in c.keys.items():
+                if k is not None:
+                    yield f"{self.org_id}:{f.id}:{self.scope(f)}:{k}"
             if c.target_id is not None:
                 yield f"{self.org_id}:record:{c.target_id}"
 
@@ -112,11 +109,9 @@ class Batch:
         for c in cands:
             if c.target_id is not None:
                 ids.add(c.target_id)
-            for f, value in c.values.items():
-                if f.is_key or f is match_field:
-                    k = key_of(f, value)
-                    if k is not None:
-                        wanted.setdefault(f, set()).add(k)
+            for f, k in c.keys.items():
+                if k is not None:
+                    wanted.setdefault(f, set()).add(k)
         for f, values in wanted.items():
             for part in chunks(sorted(values)):
                 if f is match_field:
@@ -188,9 +183,8 @@ class Batch:
                 ):
                     self.existing_lookups.add((module_name, rid))
 
-    def find(self, f: Field, value: Any) -> tuple[int | None, bool]:
-        """The record a value of ``f`` matches (oldest first), and whether several match."""
-        k = key_of(f, value)
+    def find(self, f: Field, k: str | None) -> tuple[int | None, bool]:
+        """The record a key of ``f`` matches (oldest first), and whether several match."""
         if k is None:
             return None, False
         if f.is_key:
@@ -218,15 +212,15 @@ class Batch:
             target = c.target_id
         elif mode == "upsert":
             for f in self.module.external_fields:
-                if f in c.values:
-                    target, _ = self.find(f, c.values[f])
+                if f in c.keys:
+                    target, _ = self.find(f, c.keys[f])
                     if target is not None:
                         out.duplicate_field = f.api_name
                         break
             if target is None:
                 for f in order:
-                    if f in c.values:
-                        target, out.more_records = self.find(f, c.values[f])
+                    if f in c.keys:
+                        target, out.more_records = self.find(f, c.keys[f])
                         if target is not None:
                             out.duplicate_field = f.api_name
                             break
@@ -267,11 +261,8 @@ class Batch:
         return None
 
     def check_duplicates(self, c: Candidate, target: int | None) -> RecordError | None:
-        for f, value in c.values.items():
-            if not f.is_key:
-                continue
-            k = key_of(f, value)
-            if k is None:
+        for f, k in c.keys.items():
+            if k is None or not f.is_key:
                 continue
             holder = self.unique.get((f.id, self.scope(f), k))
             if holder is not None and holder != target:
@@ -279,7 +270,7 @@ class Batch:
         return None
 
     def duplicate(self, index: int, f: Field, holder: StoredRecord) -> RecordError:
-        owner = user_ref(self.principal.users, holder.owner_id)
+        owner = dict(user_ref(self.principal.users, holder.owner_id))
         user = self.principal.users.get(holder.owner_id)
         if user is not None:
             owner["zuid"] = user.zuid
@@ -307,16 +298,16 @@ class Batch:
             if c.owner_id is not None:
                 rec.owner_id = c.owner_id
         data = rec.data
-        match_field = self.module.match_field
         for f, value in c.values.items():
             if value is None:
                 data.pop(f.api_name, None)
             else:
                 data[f.api_name] = value
+        for f, k in c.keys.items():
             if f.is_key:
-                self.move_key(rec, f, key_of(f, value))
-            elif f is match_field:
-                self.move_match(rec, f, key_of(f, value))
+                self.move_key(rec, f, k)
+            else:
+                self.move_match(rec, f, k)
         if self.module.field("Full_Name") is not None:
             names = [data.get("First_Name"), data.get("Last_Name")]
             data["Full_Name"] = " ".join(n for n in names if n) or None
@@ -345,10 +336,12 @@ class Batch:
             del rec.matches[f.id]
         if new is not None:
             rec.matches[f.id] = new
-            records = self.records
             holders = self.matches.setdefault((f.id, new), [])
-            insort(holders, rec.id, key=lambda rid: (records[rid].created_time, rid)
-                   if rid in records else (0, rid))
+            if rec.is_new:  # the newest record of all
+                holders.append(rec.id)
+            else:
+                records = self.records
+                insort(holders, rec.id, key=lambda rid: (records[rid].created_time, rid))
 
     # -- writing ----------------------------------------------------------------------------
     def write(self) -> None:

@@ -1,6 +1,6 @@
 """Data types: validate and normalise what a client sends, key and render what is stored.
 
-``validate(field, value)`` returns the value to store or raises :class:`InvalidValue`
+``VALIDATORS[data_type](field, value)`` returns the value to store or raises :class:`InvalidValue`
 naming what Zoho names in its INVALID_DATA details (``expected_data_type`` or
 ``maximum_length``). ``None`` (and an empty string for string types) clears a field.
 """
@@ -213,10 +213,9 @@ VALIDATORS = {
 }
 
 
-def validate(field: Field, value: Any) -> Any:
-    if value is None:
-        return None
-    return VALIDATORS[field.data_type](field, value)
+def read_only_value(field: Field, value: Any) -> Any:
+    """Types a client never writes (autonumber, formula)."""
+    raise InvalidValue({}, "the field is read only")
 
 
 def key_of(field: Field, value: Any) -> str | None:

@@ -7,12 +7,13 @@ several server processes see each other's custom fields at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from crmlite.schema.datatypes import JSON_TYPES
+from crmlite.schema.datatypes import JSON_TYPES, VALIDATORS, read_only_value
 from crmlite.store.base import Store, Tx
 
 
@@ -33,15 +34,24 @@ class Field:
     external_show: bool
     extra: dict[str, Any]
     sequence_number: int
+    # Its values live in ``unique_keys``: unique fields and external fields.
+    is_key: bool = field(init=False)
+    # Its values are matched at all (unique_keys, or match_keys for the system field).
+    is_matched: bool = field(init=False, default=False)
+
+    # datatypes' validator for this field's data type
+    validator: Callable[[Field, Any], Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_key = self.unique or self.external_type is not None
+        self.is_matched = self.is_key
+        self.validator = VALIDATORS.get(self.data_type, read_only_value)
+        if self.data_type == "autonumber":
+            self.read_only = True
 
     @property
     def json_type(self) -> str:
         return JSON_TYPES.get(self.data_type, "string")
-
-    @property
-    def is_key(self) -> bool:
-        """Its values live in ``unique_keys``: unique fields and external fields."""
-        return self.unique or self.external_type is not None
 
     @property
     def lookup_module(self) -> str | None:
@@ -50,6 +60,8 @@ class Field:
 
 @dataclass(slots=True, eq=False)
 class Module:
+    """A module and its fields; the derived lists are computed once, by :meth:`index`."""
+
     id: int
     api_name: str
     module_name: str
@@ -64,35 +76,32 @@ class Module:
     modified_time: int
     fields: list[Field] = field(default_factory=list)
     by_key: dict[str, Field] = field(default_factory=dict)
+    by_name: dict[str, Field] = field(default_factory=dict)
+    system_duplicate_field: Field | None = None
+    # The system duplicate-check field when it is not unique: matched via ``match_keys``.
+    match_field: Field | None = None
+    external_fields: list[Field] = field(default_factory=list)
+    unique_fields: list[Field] = field(default_factory=list)
+    key_fields: list[Field] = field(default_factory=list)
+    mandatory_fields: list[Field] = field(default_factory=list)
 
     def field(self, api_name: str) -> Field | None:
-        return self.by_key.get(api_name.lower())
+        found = self.by_name.get(api_name)
+        return found if found is not None else self.by_key.get(api_name.lower())
 
-    @property
-    def system_duplicate_field(self) -> Field | None:
-        return self.field(self.duplicate_check_field) if self.duplicate_check_field else None
-
-    @property
-    def external_fields(self) -> list[Field]:
-        return [f for f in self.fields if f.external_type]
-
-    @property
-    def unique_fields(self) -> list[Field]:
-        return [f for f in self.fields if f.unique]
-
-    @property
-    def key_fields(self) -> list[Field]:
-        return [f for f in self.fields if f.is_key]
-
-    @property
-    def mandatory_fields(self) -> list[Field]:
-        return [f for f in self.fields if f.system_mandatory]
-
-    @property
-    def match_field(self) -> Field | None:
-        """The system duplicate-check field when it is not unique: matched via ``match_keys``."""
-        f = self.system_duplicate_field
-        return f if f is not None and not f.is_key else None
+    def index(self) -> None:
+        fields = self.fields
+        self.by_name = {f.api_name: f for f in fields}
+        self.by_key = {f.api_name.lower(): f for f in fields}
+        self.external_fields = [f for f in fields if f.external_type]
+        self.unique_fields = [f for f in fields if f.unique]
+        self.key_fields = [f for f in fields if f.is_key]
+        self.mandatory_fields = [f for f in fields if f.system_mandatory]
+        system = self.by_key.get((self.duplicate_check_field or "").lower())
+        self.system_duplicate_field = system
+        self.match_field = system if system is not None and not system.is_key else None
+        if self.match_field is not None:
+            self.match_field.is_matched = True
 
 
 @dataclass(slots=True)
@@ -143,9 +152,9 @@ def read(tx: Tx, org_id: int, version: int) -> DataDictionary:
         (org_id,),
     ):
         f = _field(row)
-        module = by_id[f.module_id]
-        module.fields.append(f)
-        module.by_key[f.api_name.lower()] = f
+        by_id[f.module_id].fields.append(f)
+    for module in modules:
+        module.index()
     return DataDictionary(org_id, version, modules, {m.api_name.lower(): m for m in modules}, by_id)
 
 
