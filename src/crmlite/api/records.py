@@ -19,7 +19,9 @@ from crmlite.auth import scopes
 from crmlite.errors import RequestError, required_param
 from crmlite.records import reader
 from crmlite.records.deletion import delete_records
+from crmlite.records.external import external_field
 from crmlite.records.writer import Mode, item, write_records
+from crmlite.schema.dictionary import Field, Module
 
 # Zoho asks for `fields` on list calls from v7 on (zoho-crm-api.md §3.4, §10).
 FIELDS_REQUIRED_FROM = 7.0
@@ -31,15 +33,21 @@ def invalid_method() -> RequestError:
                         {"resource_path_index": 0})
 
 
+def addressed_by(request: Request, module: Module) -> Field | None:
+    """The external field of an ``X-EXTERNAL`` header (GET, PUT and DELETE use it)."""
+    return external_field(module, request.headers.get("x-external"))
+
+
 async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: int,
                  path_id: str | None = None) -> Response:
     principal = await caller(request)
     module = module_of(principal, request.path_params["module"])
     require_module_scope(principal, module, ops)
+    by = addressed_by(request, module) if mode == "update" else None
     body = await json_body(request)
     outcomes = await run(request, write_records, store_of(request), principal, module,
-                         body.get("data"), mode, body.get("duplicate_check_fields"), path_id)
-    return batch([item(o, principal, mode) for o in outcomes], success)
+                         body.get("data"), mode, body.get("duplicate_check_fields"), path_id, by)
+    return batch([item(o, principal, mode, by) for o in outcomes], success)
 
 
 async def upsert(request: Request) -> Response:
@@ -64,7 +72,7 @@ async def module_collection(request: Request) -> Response:
         if ids is None:
             raise required_param("ids")
         items = await run(request, delete_records, store_of(request), principal, module,
-                          ids.split(","))
+                          ids.split(","), addressed_by(request, module))
         return batch(items)
     raise invalid_method()
 
@@ -74,7 +82,8 @@ async def _list(request: Request) -> Response:
     module = module_of(principal, request.path_params["module"])
     require_module_scope(principal, module, scopes.READ)
     query = reader.list_query(module, request.query_params,
-                              version_of(request) >= FIELDS_REQUIRED_FROM)
+                              version_of(request) >= FIELDS_REQUIRED_FROM,
+                              addressed_by(request, module))
     data, info = await run(request, reader.list_records, store_of(request), principal, module,
                            query)
     if not data:
@@ -92,11 +101,11 @@ async def module_record(request: Request) -> Response:
     if method == "GET":
         require_module_scope(principal, module, scopes.READ)
         record = await run(request, reader.get_record, store_of(request), principal, module,
-                           record_id)
+                           record_id, addressed_by(request, module))
         return no_content() if record is None else JSON({"data": [record]})
     if method == "DELETE":
         require_module_scope(principal, module, scopes.DELETE)
         items = await run(request, delete_records, store_of(request), principal, module,
-                          [record_id])
+                          [record_id], addressed_by(request, module))
         return batch(items)
     raise invalid_method()

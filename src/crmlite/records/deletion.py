@@ -1,29 +1,37 @@
-"""Delete records by id: one transaction, their keys with them."""
+"""Delete records by id (or by external value): one transaction, their keys with them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from crmlite.auth.principal import Principal
-from crmlite.errors import RequestError, invalid_id, required_param
+from crmlite.errors import RecordError, RequestError, invalid_id, required_param
+from crmlite.records.external import key_lock, resolve
 from crmlite.records.writer import MAX_RECORDS
-from crmlite.schema.datatypes import record_id
-from crmlite.schema.dictionary import Module
+from crmlite.schema.datatypes import key_of, record_id
+from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store, placeholders
 
 
-def delete_records(store: Store, principal: Principal, module: Module,
-                   ids: list[str]) -> list[dict[str, Any]]:
-    """One ``data[]`` item per id, in the given order."""
+def delete_records(store: Store, principal: Principal, module: Module, ids: list[str],
+                   by: Field | None = None) -> list[dict[str, Any]]:
+    """One ``data[]`` item per id (or ``by`` value), in the given order."""
     ids = [i.strip() for i in ids if i.strip()]
     if not ids:
         raise required_param("ids")
     if len(ids) > MAX_RECORDS:
         raise RequestError("LIMIT_EXCEEDED", "Record count exceeded",
                            {"limit": MAX_RECORDS, "param_name": "ids"})
-    parsed = [record_id(i) for i in ids]
-    wanted = sorted({int(p) for p in parsed if p is not None})
     with store.write() as tx:
+        if by is None:
+            parsed = [record_id(i) for i in ids]
+            targets = [int(p) if p is not None else None for p in parsed]
+        else:
+            keys = [key_of(by, i) or "" for i in ids]
+            tx.lock_keys(key_lock(principal, by, k) for k in keys)
+            found = resolve(tx, principal, module, by, keys)
+            targets = [found.get(k) for k in keys]
+        wanted = sorted({t for t in targets if t is not None})
         existing: set[int] = set()
         if wanted:
             tx.lock_keys(f"{principal.org_id}:record:{rid}" for rid in wanted)
@@ -39,11 +47,15 @@ def delete_records(store: Store, principal: Principal, module: Module,
             tx.execute(f"DELETE FROM records WHERE id IN ({marks})", gone)
     items = []
     deleted: set[int] = set()
-    for raw, rid in zip(ids, parsed, strict=True):
-        if rid is not None and int(rid) in existing and int(rid) not in deleted:
-            deleted.add(int(rid))
-            items.append({"code": "SUCCESS", "details": {"id": rid}, "message": "record deleted",
+    for raw, rid in zip(ids, targets, strict=True):
+        if rid is not None and rid in existing and rid not in deleted:
+            deleted.add(rid)
+            details = {"id": str(rid)} if by is None else {by.api_name: raw, "id": str(rid)}
+            items.append({"code": "SUCCESS", "details": details, "message": "record deleted",
                           "status": "success"})
-        else:
+        elif by is None:
             items.append(invalid_id(raw).body())
+        else:
+            items.append(RecordError("INVALID_DATA", "The value of the external field is invalid.",
+                                     {by.api_name: raw}).body())
     return items

@@ -10,9 +10,10 @@ import orjson
 
 from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError, invalid_data, required_param
+from crmlite.records.external import resolve
 from crmlite.records.render import format_time, user_ref
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
-from crmlite.schema.datatypes import record_id, render_datetime
+from crmlite.schema.datatypes import key_of, record_id, render_datetime
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store, Tx, chunks, placeholders
 
@@ -86,11 +87,18 @@ def render(rec: StoredRecord, fields: list[Field], principal: Principal,
     return out
 
 
-def get_record(store: Store, principal: Principal, module: Module, rid: Any) -> dict | None:
-    ident = record_id(rid)
-    if ident is None:
-        return None
+def get_record(store: Store, principal: Principal, module: Module, rid: Any,
+               by: Field | None = None) -> dict | None:
+    """One record by id, or by its value of the external field ``by``; None when absent."""
     with store.read() as tx:
+        if by is None:
+            ident = record_id(rid)
+        else:
+            key = key_of(by, rid)
+            found = resolve(tx, principal, module, by, [key]) if key else {}
+            ident = found.get(key or "")
+        if ident is None:
+            return None
         rows = tx.execute(
             f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? AND id = ?",
             (principal.org_id, module.id, int(ident)),
@@ -110,6 +118,8 @@ class ListQuery:
     sort_by: str
     sort_order: str
     ids: list[int] | None
+    external_ids: list[str] | None = None  # with X-EXTERNAL: ids are values of `by`
+    by: Field | None = None
 
 
 def _positive(params: Mapping[str, str], name: str, default: int) -> int:
@@ -125,7 +135,8 @@ def _positive(params: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def list_query(module: Module, params: Mapping[str, str], fields_required: bool) -> ListQuery:
+def list_query(module: Module, params: Mapping[str, str], fields_required: bool,
+               by: Field | None = None) -> ListQuery:
     raw_fields = params.get("fields")
     if raw_fields:
         names = [n.strip() for n in raw_fields.split(",") if n.strip()]
@@ -153,13 +164,15 @@ def list_query(module: Module, params: Mapping[str, str], fields_required: bool)
     sort_order = (params.get("sort_order") or "desc").lower()
     if sort_order not in ("asc", "desc"):
         raise invalid_data(param_name="sort_order", supported_values=["asc", "desc"])
-    ids = None
-    if params.get("ids"):
+    ids, external_ids = None, None
+    if params.get("ids") and by is not None:
+        external_ids = [k for k in (key_of(by, i) for i in params["ids"].split(",")) if k]
+    elif params.get("ids"):
         parsed = [record_id(i) for i in params["ids"].split(",")]
         if any(i is None for i in parsed):
             raise invalid_data(param_name="ids", expected_data_type="bigint")
         ids = [int(i) for i in parsed if i is not None]
-    return ListQuery(fields, page, per_page, sort_by, sort_order, ids)
+    return ListQuery(fields, page, per_page, sort_by, sort_order, ids, external_ids, by)
 
 
 def list_records(store: Store, principal: Principal, module: Module,
@@ -167,10 +180,13 @@ def list_records(store: Store, principal: Principal, module: Module,
     column = SORT_COLUMNS[query.sort_by]
     direction = "ASC" if query.sort_order == "asc" else "DESC"
     where, args = "org_id = ? AND module_id = ?", [principal.org_id, module.id]
-    if query.ids is not None:
-        where += f" AND id IN ({placeholders(len(query.ids))})"
-        args += query.ids
     with store.read() as tx:
+        ids = query.ids
+        if query.external_ids is not None and query.by is not None:
+            ids = sorted(resolve(tx, principal, module, query.by, query.external_ids).values())
+        if ids is not None:
+            where += f" AND id IN ({placeholders(len(ids))})" if ids else " AND 0 = 1"
+            args += ids
         rows = tx.execute(
             f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",

@@ -20,6 +20,7 @@ class Candidate:
     values: dict[Field, Any] = field(default_factory=dict)
     owner_id: int | None = None
     target_id: int | None = None  # update by id
+    target_key: str | None = None  # update by external value (X-EXTERNAL)
     error: RecordError | None = None
     lookups: list[tuple[Field, int]] = field(default_factory=list)
     # normalised match keys of the values given for external, unique and duplicate-check

@@ -26,10 +26,11 @@ import orjson
 
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
+from crmlite.records.external import key_lock, resolve, scope_of
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
-from crmlite.schema.datatypes import record_id
+from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import ConflictError, Store, Tx, chunks, placeholders
 
@@ -87,25 +88,34 @@ class Batch:
         self.records: dict[int, StoredRecord] = {}
         self.existing_lookups: set[tuple[str, int]] = set()
         self.new_ids: list[int] = []
+        self.by: Field | None = None  # update addressed by this external field
 
     # -- keys -------------------------------------------------------------------------------
     def scope(self, f: Field) -> int:
-        return self.principal.user.id if f.external_type == "user" else 0
+        return scope_of(f, self.principal)
 
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
         for c in cands:
             for f, k in c.keys.items():
                 if k is not None:
-                    yield f"{self.org_id}:{f.id}:{self.scope(f)}:{k}"
+                    yield key_lock(self.principal, f, k)
             if c.target_id is not None:
                 yield f"{self.org_id}:record:{c.target_id}"
+            if c.target_key is not None and self.by is not None:
+                yield key_lock(self.principal, self.by, c.target_key)
 
     def prefetch(self, cands: list[Candidate]) -> None:
         tx, module, org_id = self.tx, self.module, self.org_id
         wanted: dict[Field, set[str]] = {}
         match_field = module.match_field
         ids: set[int] = set()
+        if self.by is not None:
+            targets = resolve(tx, self.principal, module, self.by,
+                              (c.target_key for c in cands if c.target_key is not None))
+            for c in cands:
+                if c.target_key is not None:
+                    c.target_id = targets.get(c.target_key)
         for c in cands:
             if c.target_id is not None:
                 ids.add(c.target_id)
@@ -207,7 +217,9 @@ class Batch:
         target: int | None = None
         if mode == "update":
             if c.target_id not in self.records:
-                out.error = invalid_id(c.target_id)
+                out.error = (invalid_id(c.target_id) if self.by is None else
+                             invalid(c.index, self.by.api_name,
+                                     "The value of the external field is invalid."))
                 return out
             target = c.target_id
         elif mode == "upsert":
@@ -396,39 +408,66 @@ class Batch:
                 "VALUES (?,?,?,?,?)", sorted(new_matches))
 
 
-def candidates(module: Module, data: Any, mode: Mode, path_id: Any = None) -> list[Candidate]:
-    """Validate a request's ``data`` array; request-level errors raise RequestError."""
+def candidates(module: Module, data: Any, mode: Mode, path_id: Any = None,
+               by: Field | None = None) -> list[Candidate]:
+    """Validate a request's ``data`` array; request-level errors raise RequestError.
+
+    On the update path each record names its target by ``id``, by ``path_id`` (the URL's
+    record id or external value), or, with ``by``, by its value of that external field.
+    """
     data = array_param(data, "data", MAX_RECORDS, "Record count exceeded")
     cands = []
     for index, body in enumerate(data):
         cand = candidate(module, index, body, with_id=mode == "update")
         if mode == "update" and cand.error is None:
-            raw = path_id if path_id is not None else body.get("id")
-            if raw is None:
-                cand.fail(mandatory_missing(index, "id"))
-            else:
-                rid = record_id(raw)
-                if rid is None:
-                    cand.fail(invalid_id(raw))
-                else:
-                    cand.target_id = int(rid)
+            target_by(cand, body, path_id, by)
         cands.append(cand)
     return cands
 
 
+def target_by(cand: Candidate, body: dict[str, Any], path_id: Any, by: Field | None) -> None:
+    if by is not None:
+        given = cand.keys.get(by)
+        if path_id is not None:
+            target = key_of(by, path_id)
+            if by in cand.keys and given != target:
+                cand.fail(RecordError("NOT_ALLOWED", "the external field addressed by the "
+                                      "URL cannot be changed",
+                                      {"api_name": by.api_name,
+                                       "json_path": json_path(cand.index, by.api_name)}))
+                return
+        else:
+            target = given
+        if target is None:
+            cand.fail(mandatory_missing(cand.index, by.api_name))
+        cand.target_key = target
+        return
+    raw = path_id if path_id is not None else body.get("id")
+    if raw is None:
+        cand.fail(mandatory_missing(cand.index, "id"))
+        return
+    rid = record_id(raw)
+    if rid is None:
+        cand.fail(invalid_id(raw))
+    else:
+        cand.target_id = int(rid)
+
+
 def write_records(store: Store, principal: Principal, module: Module, data: Any, mode: Mode,
-                  duplicate_check_fields: Any = None, path_id: Any = None) -> list[Outcome]:
+                  duplicate_check_fields: Any = None, path_id: Any = None,
+                  by: Field | None = None) -> list[Outcome]:
     """Insert, update or upsert the records of one request; one transaction for the batch."""
     if duplicate_check_fields is not None and not isinstance(duplicate_check_fields, list):
         raise RequestError("INVALID_DATA", "invalid data",
                            {"expected_data_type": "jsonarray", "api_name": "duplicate_check_fields",
                             "json_path": "$.duplicate_check_fields"})
     order = duplicate_check_order(module, duplicate_check_fields) if mode == "upsert" else []
-    cands = candidates(module, data, mode, path_id)
+    cands = candidates(module, data, mode, path_id, by if mode == "update" else None)
     for _attempt in range(MAX_ATTEMPTS):
         try:
             with store.write() as tx:
                 batch = Batch(tx, principal, module, int(time.time()))
+                batch.by = by if mode == "update" else None
                 valid = [c for c in cands if c.error is None]
                 tx.lock_keys(batch.lock_names(valid))
                 batch.prefetch(valid)
@@ -444,8 +483,9 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                        {})
 
 
-def item(outcome: Outcome, principal: Principal, mode: Mode) -> dict[str, Any]:
-    """The ``data[]`` item Zoho answers for one record."""
+def item(outcome: Outcome, principal: Principal, mode: Mode,
+         by: Field | None = None) -> dict[str, Any]:
+    """The ``data[]`` item Zoho answers for one record (echoing ``by``'s value, if given)."""
     if outcome.error is not None:
         return outcome.error.body()
     rec = outcome.record
@@ -453,6 +493,8 @@ def item(outcome: Outcome, principal: Principal, mode: Mode) -> dict[str, Any]:
     details = write_details(rec, principal.users, principal.user.tz)
     if outcome.more_records:
         details["more_records"] = True
+    if by is not None:
+        details[by.api_name] = rec.data.get(by.api_name)
     added = outcome.action == "insert"
     if mode == "upsert":
         return {"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
