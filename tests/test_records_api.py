@@ -166,3 +166,32 @@ def test_delete_errors(api: Client) -> None:
     many = ",".join(str(5725767000000000000 + n) for n in range(101))
     assert api.delete(f"/crm/v8/Contacts?ids={many}").json()["code"] == "LIMIT_EXCEEDED"
     assert api.delete("/crm/v8/Nope?ids=1").json()["code"] == "INVALID_MODULE"
+
+
+def test_if_unmodified_since_protects_newer_changes(api: Client) -> None:
+    made = api.upsert("Leads", [{"Last_Name": "Guarded", "Email": "g@example.com"}])
+    rid = made.json()["data"][0]["details"]["id"]
+    modified = api.record("Leads", rid)["Modified_Time"]
+    old = "2001-01-01T00:00:00+00:00"
+    stale = api.put(f"/crm/v8/Leads/{rid}", {"data": [{"Company": "late"}]},
+                    headers={"If-Unmodified-Since": old})
+    assert stale.status_code == 412
+    [item] = stale.json()["data"]
+    assert item["code"] == "ALREADY_MODIFIED"
+    assert item["details"]["id"] == rid
+    assert item["details"]["Modified_Time"] == modified
+    stale = api.post("/crm/v8/Leads/upsert",
+                     {"data": [{"Last_Name": "x", "Email": "g@example.com"}]},
+                     headers={"If-Unmodified-Since": old})
+    assert stale.status_code == 412
+    assert api.record("Leads", rid)["Last_Name"] == "Guarded"
+    fresh = api.put(f"/crm/v8/Leads/{rid}", {"data": [{"Company": "on time"}]},
+                    headers={"If-Unmodified-Since": modified})
+    assert fresh.status_code == 200
+    inserted = api.post("/crm/v8/Leads/upsert",
+                        {"data": [{"Last_Name": "New", "Email": "n@example.com"}]},
+                        headers={"If-Unmodified-Since": old})
+    assert inserted.status_code == 200
+    bad = api.put(f"/crm/v8/Leads/{rid}", {"data": [{"Company": "x"}]},
+                  headers={"If-Unmodified-Since": "yesterday"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_DATA")

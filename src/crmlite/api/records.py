@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,15 +40,32 @@ def addressed_by(request: Request, module: Module) -> Field | None:
     return external_field(module, request.headers.get("x-external"))
 
 
+def unmodified_since(request: Request) -> int | None:
+    """``If-Unmodified-Since: 2024-01-15T15:26:49+05:30`` as epoch seconds."""
+    raw = request.headers.get("if-unmodified-since")
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise RequestError("INVALID_DATA", "invalid data", {"param_name": "If-Unmodified-Since",
+                                                            "expected_data_type": "datetime"})
+    return int(moment.timestamp())
+
+
 async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: int,
                  path_id: str | None = None) -> Response:
     principal = await caller(request)
     module = module_of(principal, request.path_params["module"])
     require_module_scope(principal, module, ops)
     by = addressed_by(request, module) if mode == "update" else None
+    since = unmodified_since(request) if mode != "insert" else None
     body = await json_body(request)
     outcomes = await run(request, write_records, store_of(request), principal, module,
-                         body.get("data"), mode, body.get("duplicate_check_fields"), path_id, by)
+                         body.get("data"), mode, body.get("duplicate_check_fields"), path_id, by,
+                         since)
     return batch([item(o, principal, mode, by) for o in outcomes], success)
 
 

@@ -89,6 +89,7 @@ class Batch:
         self.existing_lookups: set[tuple[str, int]] = set()
         self.new_ids: list[int] = []
         self.by: Field | None = None  # update addressed by this external field
+        self.unmodified_since: int | None = None  # If-Unmodified-Since, epoch seconds
 
     # -- keys -------------------------------------------------------------------------------
     def scope(self, f: Field) -> int:
@@ -236,13 +237,25 @@ class Batch:
                         if target is not None:
                             out.duplicate_field = f.api_name
                             break
-        out.error = self.check_mandatory(c, target is None) or self.check_duplicates(c, target)
+        out.error = (self.check_unmodified(target) or self.check_mandatory(c, target is None)
+                     or self.check_duplicates(c, target))
         if out.error is None:
             out.action = "insert" if target is None else "update"
             out.record = self.apply(c, target)
         else:
             out.duplicate_field, out.more_records = None, False
         return out
+
+    def check_unmodified(self, target: int | None) -> RecordError | None:
+        """``If-Unmodified-Since``: a record changed after that moment is not overwritten."""
+        if target is None or self.unmodified_since is None:
+            return None
+        rec = self.records[target]
+        if rec.is_new or rec.modified_time <= self.unmodified_since:
+            return None
+        return RecordError("ALREADY_MODIFIED",
+                           "record updated time has already passed if-unmodified-since time",
+                           write_details(rec, self.principal.users, self.principal.user.tz))
 
     def check_references(self, c: Candidate) -> RecordError | None:
         users = self.principal.users
@@ -455,7 +468,7 @@ def target_by(cand: Candidate, body: dict[str, Any], path_id: Any, by: Field | N
 
 def write_records(store: Store, principal: Principal, module: Module, data: Any, mode: Mode,
                   duplicate_check_fields: Any = None, path_id: Any = None,
-                  by: Field | None = None) -> list[Outcome]:
+                  by: Field | None = None, unmodified_since: int | None = None) -> list[Outcome]:
     """Insert, update or upsert the records of one request; one transaction for the batch."""
     if duplicate_check_fields is not None and not isinstance(duplicate_check_fields, list):
         raise RequestError("INVALID_DATA", "invalid data",
@@ -468,6 +481,7 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
             with store.write() as tx:
                 batch = Batch(tx, principal, module, int(time.time()))
                 batch.by = by if mode == "update" else None
+                batch.unmodified_since = unmodified_since
                 valid = [c for c in cands if c.error is None]
                 tx.lock_keys(batch.lock_names(valid))
                 batch.prefetch(valid)
