@@ -1,7 +1,8 @@
-"""The ``crmlite`` command: serve, tokens, users."""
+"""The ``crmlite`` command: serve, tokens, users, OAuth clients and grant codes."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -100,3 +101,55 @@ def user_add(database: str | None, email: str, name: str, time_zone: str | None)
     except UserExists:
         raise click.ClickException(f"a user with email {email} already exists") from None
     click.echo(str(added.id))
+
+
+@main.group()
+def client() -> None:
+    """OAuth clients (Zoho's Self Client and server-based clients)."""
+
+
+@client.command("create")
+@click.option("--database", "database", default=None, help=DATABASE_HELP)
+@click.option("--name", required=True, help="The client's name.")
+@click.option("--redirect-uri", default=None,
+              help="Where /oauth/v2/auth sends the browser back with a code.")
+def client_create(database: str | None, name: str, redirect_uri: str | None) -> None:
+    """Register a client; print JSON {client_id, client_secret} (the secret is shown once)."""
+    from crmlite.auth.oauth import create_client
+
+    store, org = _open(database)
+    client_id, secret = create_client(store, org.id, name.strip(), redirect_uri)
+    click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+
+
+@main.group()
+def grant() -> None:
+    """Grant codes (Zoho's Self Client flow)."""
+
+
+@grant.command("create")
+@click.option("--database", "database", default=None, help=DATABASE_HELP)
+@click.option("--client-id", required=True)
+@click.option("--scope", "scope", required=True, help="Comma-separated scopes.")
+@click.option("--user", "email", default=None, help="User email (default: the org's admin).")
+@click.option("--expires-in", default=600, show_default=True, type=click.IntRange(1),
+              help="Lifetime of the code in seconds.")
+def grant_create(database: str | None, client_id: str, scope: str, email: str | None,
+                 expires_in: int) -> None:
+    """Print a one-time grant code, to exchange at /oauth/v2/token for tokens."""
+    from crmlite.auth.oauth import OAuthError, create_grant, parse_scopes
+
+    try:
+        scopes = parse_scopes(scope)
+    except OAuthError:
+        raise click.BadParameter(f"not a list of Zoho scopes: {scope}",
+                                 param_hint="--scope") from None
+    store, _ = _open(database)
+    try:
+        code = create_grant(store, client_id, scopes, email, expires_in)
+    except OAuthError as exc:
+        what = {"invalid_client": f"no client {client_id} (create one with `crmlite client "
+                                  "create`)",
+                "invalid_user": f"no active user {email} in the client's org"}
+        raise click.ClickException(what.get(exc.error, exc.error)) from None
+    click.echo(code)

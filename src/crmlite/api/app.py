@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from crmlite.api import records, settings, users
+from crmlite.api import oauth, records, search, settings, users
 from crmlite.api.context import url_pattern
 from crmlite.api.responses import JSON, error
 from crmlite.errors import RequestError
@@ -48,6 +48,9 @@ async def on_crash(request: Request, exc: Exception) -> Response:
 def create_app(store: Store) -> Starlette:
     crm = "/crm/{version}"
     routes = [
+        Route("/oauth/v2/token", oauth.token, methods=ALL_METHODS),
+        Route("/oauth/v2/token/revoke", oauth.revoke, methods=ALL_METHODS),
+        Route("/oauth/v2/auth", oauth.authorize, methods=ALL_METHODS),
         Route(f"{crm}/settings/fields", settings.fields, methods=ALL_METHODS),
         Route(f"{crm}/settings/fields/{{field_id}}", settings.field, methods=ALL_METHODS),
         Route(f"{crm}/settings/modules", settings.modules, methods=ALL_METHODS),
@@ -56,6 +59,7 @@ def create_app(store: Store) -> Starlette:
         Route(f"{crm}/users/{{user_id}}", users.user, methods=ALL_METHODS),
         Route(f"{crm}/org", users.org, methods=ALL_METHODS),
         Route(f"{crm}/{{module}}/upsert", records.upsert, methods=ALL_METHODS),
+        Route(f"{crm}/{{module}}/search", search.search, methods=ALL_METHODS),
         Route(f"{crm}/{{module}}", records.module_collection, methods=ALL_METHODS),
         Route(f"{crm}/{{module}}/{{record_id}}", records.module_record, methods=ALL_METHODS),
         Route("/{path:path}", not_found, methods=ALL_METHODS),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -68,11 +71,42 @@ async def field(request: Request) -> Response:
     raise RequestError("INVALID_DATA", "the id given seems to be invalid", {"id": wanted})
 
 
+def modified_since(request: Request) -> int | None:
+    """``If-Modified-Since`` (ISO-8601 as Zoho documents it, or an HTTP date) as epoch seconds."""
+    raw = request.headers.get("if-modified-since")
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            moment = None
+    if moment is None:
+        raise RequestError("INVALID_DATA", "invalid data", {"param_name": "If-Modified-Since",
+                                                            "expected_data_type": "datetime"})
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def not_modified() -> Response:
+    return Response(status_code=304)
+
+
 async def modules(request: Request) -> Response:
     principal = await caller(request)
     if request.method == "GET":
         require_family_scope(principal, "settings.modules", READ)
-        return JSON({"modules": [module_meta.describe(m) for m in principal.dictionary.modules]})
+        since = modified_since(request)
+        chosen = [m for m in principal.dictionary.modules
+                  if since is None or m.modified_time > since]
+        if not chosen:
+            return not_modified()
+        return JSON({"modules": [module_meta.describe(m, principal.dictionary)
+                                 for m in chosen]})
     if request.method == "POST":
         require_family_scope(principal, "settings.modules", CREATE)
         body = await json_body(request)
@@ -94,6 +128,11 @@ async def module(request: Request) -> Response:
     require_family_scope(principal, "settings.modules", READ)
     name = request.path_params["api_name"]
     m = principal.dictionary.module(name)
+    if m is None and name.isdigit():
+        m = principal.dictionary.by_id.get(int(name))
     if m is None:
         raise invalid_module(name)
-    return JSON({"modules": [module_meta.describe(m)]})
+    since = modified_since(request)
+    if since is not None and m.modified_time <= since:
+        return not_modified()
+    return JSON({"modules": [module_meta.describe(m, principal.dictionary, with_fields=True)]})

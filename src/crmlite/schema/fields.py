@@ -17,66 +17,128 @@ MAX_UNIQUE_FIELDS = 2
 MAX_FIELDS_PER_REQUEST = 100
 
 
+# ``length`` of the types whose length a client does not choose, as Zoho reports it.
+DEFAULT_LENGTHS = {"date": 20, "datetime": 120, "boolean": 5, "lookup": 120, "ownerlookup": 120,
+                   "userlookup": 120, "subform": 2000, "autonumber": 255, "bigint": 18}
+NUMBER_TYPES = frozenset({"integer", "bigint", "double", "currency", "percent"})
+UI_TYPES = {"text": 1, "textarea": 3, "email": 25, "phone": 33, "website": 21, "picklist": 2,
+            "multiselectpicklist": 100, "integer": 32, "bigint": 32, "double": 38,
+            "currency": 36, "percent": 39, "boolean": 301, "date": 24, "datetime": 333,
+            "lookup": 133, "ownerlookup": 8, "userlookup": 133, "subform": 500,
+            "autonumber": 35}
+
+
 def describe(f: Field, dictionary: DataDictionary) -> dict[str, Any]:
-    """One field as ``GET /settings/fields`` renders it."""
+    """One field as ``GET /settings/fields`` renders it: every key of Zoho's ``fields`` schema
+    (../shared/reference/zoho-oas-v8/fields.json), with Zoho's values for what crmlite lacks
+    (no tooltips, encryption, formulas or history tracking: those are null or empty)."""
+    module = dictionary.by_id.get(f.module_id)
+    data_type = f.data_type
     lookup: dict[str, Any] = {}
-    if f.data_type == "lookup" and f.lookup_module:
+    if data_type == "lookup" and f.lookup_module:
         target = dictionary.module(f.lookup_module)
         lookup = {
             "display_label": f.field_label,
             "api_name": f.api_name,
-            "module": {"api_name": f.lookup_module, "id": str(target.id) if target else None},
+            "module": {"api_name": target.api_name if target else f.lookup_module,
+                       "id": str(target.id) if target else None},
             "id": str(f.id),
+            "query_details": {},
+            "revalidate_filter_during_edit": False,
+            "show_fields": [],
         }
     picklist = [
         {"display_value": v["display_value"], "actual_value": v["actual_value"],
-         "sequence_number": n, "type": "used", "id": str(f.id * 1000 + n)}
+         "reference_value": v["display_value"], "sequence_number": n, "type": "used",
+         "colour_code": None, "id": str(f.id * 1000 + n)}
         for n, v in enumerate(f.extra.get("pick_list_values", []), start=1)
     ]
-    system_read_only = f.read_only
+    read_only = f.read_only
+    editable = not read_only
     return {
-        "api_name": f.api_name,
-        "id": str(f.id),
+        "associated_module": None,
+        "webhook": editable,
+        "operation_type": {"web_update": editable, "api_create": editable,
+                           "web_create": editable, "api_update": editable},
+        "colour_code_enabled_by_system": False,
         "field_label": f.field_label,
+        "tooltip": None,
+        "type": "used",
+        "field_read_only": read_only,
+        "customizable_properties": [],
         "display_label": f.field_label,
-        "data_type": f.data_type,
-        "json_type": f.json_type,
-        "length": f.length,
-        "decimal_place": f.decimal_place,
-        "system_mandatory": f.system_mandatory,
-        "read_only": system_read_only,
-        "field_read_only": system_read_only,
-        "custom_field": f.custom_field,
-        "unique": {"case_sensitive": False} if f.unique else {},
+        "read_only": read_only,
+        "association_details": None,
+        "businesscard_supported": editable,
+        "multi_module_lookup": {},
+        "id": str(f.id),
+        "created_time": None,
+        "filterable": data_type not in ("subform", "textarea"),
+        "visible": True,
+        "refer_from_field": None,
+        "profiles": [],
+        "view_type": {"view": True, "edit": editable, "quick_create": False,
+                      "create": editable},
+        "separator": False,
+        "searchable": data_type not in ("subform",),
         "external": ({"show": f.external_show, "type": f.external_type,
                       "allow_multiple_config": False} if f.external_type else None),
+        "api_name": f.api_name,
+        "unique": {"case_sensitive": False} if f.unique else {},
+        "enable_colour_code": False,
         "pick_list_values": picklist,
-        "lookup": lookup,
-        "visible": True,
-        "sequence_number": f.sequence_number,
-        "api_supported": True,
-        "searchable": f.data_type not in ("subform", "multiselectpicklist"),
-        "sortable": f.api_name in ("id", "Created_Time", "Modified_Time"),
-        "filterable": True,
-        "mass_update": not system_read_only,
+        "system_mandatory": f.system_mandatory,
         "virtual_field": False,
-        "ui_type": 1,
-        "created_source": "crm" if not f.custom_field else "api",
-        "subform": None,
+        "json_type": f.json_type,
         "crypt": None,
+        "created_source": "api" if f.custom_field else "default",
+        "display_type": -1,
+        "ui_type": UI_TYPES.get(data_type, 1),
+        "modified_time": None,
+        "email_parser": {"fields_update_supported": False, "record_operations_supported": False},
         "currency": ({"rounding_option": "normal", "precision": f.decimal_place or 2}
-                     if f.data_type == "currency" else {}),
-        "textarea": {"type": "large" if (f.length or 0) > 2000 else "small"}
-                    if f.data_type == "textarea" else None,
-        "auto_number": {},
+                     if data_type == "currency" else {}),
+        "custom_field": f.custom_field,
+        "lookup": lookup,
+        "convert_mapping": None,
+        "rollup_summary": None,
+        "length": f.length if f.length is not None else DEFAULT_LENGTHS.get(data_type, 0),
+        "display_field": module is not None and module.display_field == f.api_name,
+        "pick_list_values_sorted_lexically": False,
+        "sortable": data_type not in ("subform", "multiselectpicklist", "textarea"),
+        "sequence_number": f.sequence_number,
+        "quick_sequence_number": str(f.sequence_number),
+        "history_tracking": None,
+        "data_type": data_type,
         "formula": {},
+        "decimal_place": f.decimal_place,
+        "mass_update": editable and data_type not in ("subform", "lookup"),
         "multiselectlookup": {},
-        "profiles": [],
-        "view_type": {"view": True, "edit": not system_read_only, "quick_create": False,
-                      "create": not system_read_only},
-        "operation_type": {"web_update": not system_read_only, "api_create": not system_read_only,
-                           "web_create": not system_read_only,
-                           "api_update": not system_read_only},
+        "multiuserlookup": None,
+        "auto_number": ({"prefix": None, "suffix": None, "start_number": 1,
+                         "starting_number_length": 1} if data_type == "autonumber" else {}),
+        "autonumber": None,
+        "sub_module": None,
+        "subform": None,
+        "sharing_properties": None,
+        "file_upolad_optionlist": [],
+        "layout_associations": [],
+        "allowed_modules": [],
+        "additional_column": None,
+        "column_name": f.api_name.upper(),
+        "category": 0,
+        "show_type": 7,
+        "common.picklist": None,
+        "hipaa_compliance_enabled": False,
+        "hipaa_compliance": None,
+        "_update_existing_records": False,
+        "number_separator": data_type in NUMBER_TYPES,
+        "textarea": ({"type": "large" if (f.length or 0) > 2000 else "small"}
+                     if data_type == "textarea" else None),
+        "static_field": False,
+        "blueprint_supported": False,
+        "available_in_user_layout": True,
+        "private": None,
     }
 
 
