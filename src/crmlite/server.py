@@ -12,6 +12,7 @@ import multiprocessing
 import signal
 import socket
 import sys
+from multiprocessing.connection import wait
 from typing import Any
 
 import uvicorn
@@ -50,16 +51,24 @@ def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> Non
 
 
 def serve(host: str, port: int, database_url: str, workers: int = 1) -> None:
+    """Serve in this process, or in ``workers`` processes sharing the port.
+
+    The parent only supervises: SIGTERM or SIGINT stops every worker; should one worker
+    exit (it could not bind the port, it crashed), the others are stopped too and the
+    parent exits with an error, rather than serve on with part of its capacity.
+    """
     if workers <= 1:
         run_worker(host, port, database_url, reuse_port=False)
         return
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(host, port, database_url, True), daemon=False)
-             for _ in range(workers)]
-    for p in procs:
-        p.start()
+    procs = [ctx.Process(target=run_worker, args=(host, port, database_url, True),
+                         name=f"crmlite-worker-{n}", daemon=False)
+             for n in range(1, workers + 1)]
+    stopping = False
 
     def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
             if p.is_alive():
                 p.terminate()
@@ -67,4 +76,14 @@ def serve(host: str, port: int, database_url: str, workers: int = 1) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for p in procs:
-        p.join()
+        p.start()
+    wait([p.sentinel for p in procs])  # until a worker exits
+    crashed = not stopping
+    stop(signal.SIGTERM, None)
+    for p in procs:
+        p.join(15)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    if crashed:
+        sys.exit(f"crmlite: a worker process exited; stopped all {workers} workers")

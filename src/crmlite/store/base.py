@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from crmlite.errors import RequestError
+
 DEFAULT_DATABASE_URL = "sqlite:///crmlite.db"
 
 Row = tuple[Any, ...]
@@ -45,10 +47,26 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class ConflictError(Exception):
-    """A write lost a race (a UNIQUE constraint, a deadlock, a serialisation failure).
+class StoreBusy(RequestError):
+    """The database could not serve the request in time (every connection busy, a lock
+    held too long). It is Zoho's ``TOO_MANY_REQUESTS`` (HTTP 429): a caller that does not
+    handle it still answers the client with a Zoho error, never a 500."""
 
-    The whole transaction has been rolled back; the caller may plan again.
+    def __init__(self, reason: str) -> None:
+        super().__init__("TOO_MANY_REQUESTS",
+                         "the database is busy with concurrent writes; try again", {})
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class ConflictError(StoreBusy):
+    """A write lost a race (a UNIQUE constraint, a deadlock, a serialisation failure, a
+    lock wait that timed out).
+
+    The whole transaction has been rolled back; the caller may plan again (the engine
+    does, a bounded number of times). Unhandled, it answers 429 ``TOO_MANY_REQUESTS``.
     """
 
 

@@ -1,8 +1,12 @@
 """The versioned database schema.
 
-``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``. A database made by an
-older crmlite is upgraded in place when a store opens it; a database whose version is
-newer than ``SCHEMA_VERSION`` is refused.
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``; the schema version of
+this crmlite is ``len(MIGRATIONS)``. The database records its version in ``meta``. A store
+that opens a database made by an older crmlite upgrades it in place, in one transaction,
+one migrator at a time; a database whose version is newer than this crmlite knows is
+refused (:class:`SchemaVersionError`) and left untouched.
+
+Migrations are append-only: a released step is never edited, a change is a new step.
 
 The DDL is written once, with a few words that differ between the backends:
 ``{pk}`` (the 64-bit primary key type), ``{bigint}`` and ``{without_rowid}``.
@@ -10,7 +14,7 @@ The DDL is written once, with a few words that differ between the backends:
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from crmlite.store.base import SchemaVersionError
 
 # First id handed out: record, user, module and field ids look like Zoho's 19-digit ids.
 ID_BASE = 5_725_767_000_000_000_000
@@ -139,10 +143,32 @@ _V1 = [
     "CREATE INDEX oauth_tokens_by_parent ON oauth_tokens (parent_hash)",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1]
-assert len(MIGRATIONS) == SCHEMA_VERSION
+# Version 2: lists sorted by Modified_Time or Created_Time (`sort_by`) read an index in
+# order instead of sorting the module's records.
+_V2 = [
+    "CREATE INDEX records_by_modified ON records (org_id, module_id, modified_time, id)",
+    "CREATE INDEX records_by_created ON records (org_id, module_id, created_time, id)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def statements(version_from: int, dialect: str) -> list[str]:
+def latest() -> int:
+    """The schema version this crmlite writes (read at call time, so tests can pin it)."""
+    return len(MIGRATIONS)
+
+
+def upgrade(version: int, dialect: str, where: str) -> list[str]:
+    """The statements that take a database at ``version`` to :func:`latest`.
+
+    Raises :class:`SchemaVersionError` for a database made by a newer crmlite.
+    """
+    if version > latest():
+        raise SchemaVersionError(
+            f"{where} has schema version {version}, but this crmlite knows schema versions up "
+            f"to {latest()}: it was made by a newer crmlite. Upgrade crmlite to use it; the "
+            "database was not changed."
+        )
     words = DIALECT_WORDS[dialect]
-    return [sql.format(**words) for step in MIGRATIONS[version_from:] for sql in step]
+    return [sql.format(**words) for step in MIGRATIONS[version:] for sql in step]

@@ -3,7 +3,17 @@
 One connection per process, used from one thread (the server's event loop or the
 CLI). Every write batch is one ``BEGIN IMMEDIATE`` transaction, so writers from
 several processes are serialised by SQLite's write lock (deferred transactions
-would fail with "database is locked" when a read lock cannot be upgraded).
+would fail with "database is locked" when a read lock cannot be upgraded). The
+journal is WAL, so readers never wait for the writer.
+
+Several server processes on one SQLite file are correct but slow: a process that
+waits for the write lock sleeps in SQLite's busy handler (blocking its event loop),
+and the hand-over is unfair, so p99 latency grows to seconds (perf-anchors.md §4).
+One writer process is the default for that reason.
+
+The URL is ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``;
+``?busy_timeout=MS`` sets how long a writer waits for the write lock (default 10 s)
+before its batch is retried (and, after the engine's last attempt, refused with 429).
 """
 
 from __future__ import annotations
@@ -13,9 +23,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
-from crmlite.store.base import ConflictError, Row, SchemaVersionError
-from crmlite.store.migrations import ID_BASE, SCHEMA_VERSION, statements
+from crmlite.store import migrations
+from crmlite.store.base import ConflictError, Row
+from crmlite.store.migrations import ID_BASE
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
 
 
 class SQLiteTx:
@@ -41,23 +55,47 @@ class SQLiteTx:
         return list(range(last - count + 1, last + 1))
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """The file path and the busy timeout (ms) of a ``sqlite:`` URL."""
+    rest, _, query = url.partition("?")
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
+    path = rest.removeprefix("sqlite:///") if rest.startswith("sqlite:///") else ":memory:"
+    options = parse_qs(query)
+    try:
+        busy = int(options.get("busy_timeout", [DEFAULT_BUSY_TIMEOUT_MS])[0])
+    except ValueError:
+        raise ValueError(f"busy_timeout in {url!r} is not a number of milliseconds") from None
+    return path or ":memory:", max(busy, 0)
+
+
 class SQLiteStore:
     dialect = "sqlite"
 
     def __init__(self, url: str) -> None:
         self.url = url
-        # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
-        self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ":memory:"
+        self.path, busy_ms = parse_url(url)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000
         )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        self._tx = SQLiteTx(self.conn)
-        self._migrate()
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._tx = SQLiteTx(self.conn)
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _migrate(self) -> None:
         with self.write() as tx:
@@ -72,31 +110,46 @@ class SQLiteStore:
                 tx.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
                 tx.execute("INSERT INTO counters VALUES ('id', ?)", (ID_BASE,))
                 tx.execute("INSERT INTO meta VALUES ('schema_version', '0')")
-            if version > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.path} has schema version {version}; this crmlite knows up to "
-                    f"{SCHEMA_VERSION}. Upgrade crmlite to open it."
-                )
-            for sql in statements(version, self.dialect):
+            steps = migrations.upgrade(version, self.dialect, f"the database {self.path}")
+            if not steps:
+                return
+            for sql in steps:
                 tx.execute(sql)
-            tx.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-            )
+            tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                       (str(migrations.latest()),))
 
     @contextmanager
     def write(self) -> Iterator[SQLiteTx]:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):  # another process held the write lock for busy_timeout
+                raise ConflictError(str(exc)) from exc
+            raise
         try:
             yield self._tx
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
             raise ConflictError(str(exc)) from exc
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_busy(exc):
+                raise ConflictError(str(exc)) from exc
             raise
-        else:
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_busy(exc):
+                raise ConflictError(str(exc)) from exc
+            raise
 
     @contextmanager
     def read(self) -> Iterator[SQLiteTx]:

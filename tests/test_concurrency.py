@@ -1,0 +1,306 @@
+"""Concurrent upserts on the same keys never duplicate: ``crmlite serve --workers 2``.
+
+16 clients send 100-record upserts for about 20 seconds, all on the same 500 keys of four
+streams: an org-based external ID (Leads.Sync_ID), the system duplicate-check field with
+no external ID (Contacts.Email, sent in random letter case), and a user-based external ID
+(Contacts.Contact_Ref) written by two users. Each record of a request carries a pair of
+values unique to that request and key. Afterwards:
+
+- every reply was a 200 whose items all succeeded (no 5xx, 429 or DUPLICATE_DATA);
+- each key was inserted exactly once, and every reply for a key named the same record;
+- the module holds exactly one record per key (per user for the user-based field),
+  and that record holds a pair of values one request wrote for that key;
+- both worker processes did a share of the work (one SO_REUSEPORT socket each).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.conftest import Server, new_user
+
+CLIENTS = 16
+KEYS = 500
+BATCH = 100
+LOAD_SECONDS = float(os.environ.get("CRMLITE_CONCURRENCY_SECONDS", "18"))
+REQUEST_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    module: str
+    key_field: str  # the field whose value each record is keyed by
+    token: str
+
+    def key_value(self, key: int) -> str:
+        if self.key_field == "Email":
+            return f"person{key:03d}@example.com"
+        return f"{self.key_field}-{key:03d}"
+
+
+@dataclass
+class Tally:
+    requests: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    # (stream, key) -> what was written, which record ids replies named, how many inserts
+    written: defaultdict[tuple[str, int], set[tuple[str, str]]] = field(
+        default_factory=lambda: defaultdict(set))
+    ids: defaultdict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
+    inserts: Counter[tuple[str, int]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def random_case(text: str, rng: random.Random) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c for c in text)
+
+
+def client_loop(number: int, base: str, streams: list[Stream], deadline: float,
+                tally: Tally) -> None:
+    rng = random.Random(number)
+    with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT) as http:
+        sent = 0
+        while time.monotonic() < deadline:
+            stream = streams[(number + sent) % len(streams)]
+            keys = rng.sample(range(KEYS), BATCH)
+            records, pairs = [], []
+            for key in keys:
+                first, last = f"F{number}.{sent}", f"L{number}.{sent}.{key}"
+                value = stream.key_value(key)
+                if stream.key_field == "Email":
+                    value = random_case(value, rng)
+                records.append({"First_Name": first, "Last_Name": last,
+                                stream.key_field: value})
+                pairs.append((first, last))
+            with tally.lock:
+                for key, pair in zip(keys, pairs, strict=True):
+                    tally.written[(stream.name, key)].add(pair)
+            started = time.monotonic()
+            try:
+                reply = http.post(f"/crm/v8/{stream.module}/upsert",
+                                  content=orjson.dumps({"data": records}),
+                                  headers={"Authorization": f"Zoho-oauthtoken {stream.token}"})
+            except httpx.HTTPError as exc:
+                with tally.lock:
+                    tally.requests["transport error"] += 1
+                    tally.failures.append(f"{stream.name}: {exc!r}")
+                sent += 1
+                continue
+            elapsed = time.monotonic() - started
+            sent += 1
+            items = reply.json().get("data") if reply.status_code == 200 else None
+            with tally.lock:
+                tally.latencies.append(elapsed)
+                tally.requests[str(reply.status_code)] += 1
+                if items is None or len(items) != BATCH:
+                    tally.failures.append(f"{stream.name}: {reply.status_code} "
+                                          f"{reply.text[:300]}")
+                    continue
+                for key, item in zip(keys, items, strict=True):
+                    expected_field = stream.key_field if item.get("action") == "update" else None
+                    if (item.get("code") != "SUCCESS" or item.get("status") != "success"
+                            or item.get("duplicate_field") != expected_field):
+                        tally.failures.append(f"{stream.name} key {key}: {item}")
+                        continue
+                    tally.ids[(stream.name, key)].add(item["details"]["id"])
+                    if item["action"] == "insert":
+                        tally.inserts[(stream.name, key)] += 1
+
+
+def listing(server: Server, module: str, fields: str) -> list[dict[str, Any]]:
+    api, out, page = server.client(), [], 1
+    while True:
+        reply = api.get(f"/crm/v8/{module}?fields={fields}&per_page=200&page={page}")
+        if reply.status_code == 204:
+            return out
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        out += body["data"]
+        if not body["info"]["more_records"]:
+            return out
+        page += 1
+
+
+def worker_pids(parent: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_concurrent_upserts_on_shared_keys_never_duplicate(database_url: str) -> None:
+    server = Server(database_url, workers=2)
+    try:
+        run_load_and_audit(server)
+    finally:
+        server.stop()
+
+
+def run_load_and_audit(server: Server) -> None:
+    api = server.client()
+    api.add_field("Leads", field_label="Sync ID", data_type="text",
+                  external={"type": "org", "show": True})
+    api.add_field("Contacts", field_label="Contact Ref", data_type="text",
+                  external={"type": "user", "show": True})
+    users = {}
+    for email, name in [("ana@example.com", "Ana Diaz"), ("bo@example.com", "Bo Berg")]:
+        client = new_user(server, email, name)
+        me = client.get("/crm/v8/users?type=CurrentUser")
+        assert me.status_code == 200, me.text
+        users[email] = (client.http.headers["Authorization"].split()[-1],
+                        me.json()["users"][0]["id"])
+    (ana_token, ana_id), (bo_token, bo_id) = users.values()
+    streams = [
+        Stream("org", "Leads", "Sync_ID", server.token),
+        Stream("email", "Contacts", "Email", server.token),
+        Stream("ana", "Contacts", "Contact_Ref", ana_token),
+        Stream("bo", "Contacts", "Contact_Ref", bo_token),
+    ]
+    # Ana and Bo write the same Contact_Ref strings: only the scope (the user) differs.
+    by_user = {"ana": ana_id, "bo": bo_id}
+
+    assert server.proc is not None
+    workers = worker_pids(server.proc.pid)
+    assert len(workers) == 2, workers
+    cpu_before = {pid: cpu_seconds(pid) for pid in workers}
+
+    tally = Tally()
+    started = time.monotonic()
+    deadline = started + LOAD_SECONDS
+    threads = [threading.Thread(target=client_loop,
+                                args=(n, server.base, streams, deadline, tally))
+               for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LOAD_SECONDS + 2 * REQUEST_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "a client is still waiting"
+    wall = time.monotonic() - started
+    cpu_used = {pid: cpu_seconds(pid) - cpu_before[pid] for pid in workers}
+
+    total = sum(tally.requests.values())
+    lat = sorted(tally.latencies)
+    print(f"\n{server.database_url.split(':')[0]}: {total} requests "
+          f"({total * BATCH} records) in {wall:.1f} s, replies {dict(tally.requests)}, "
+          f"p50 {statistics.median(lat) * 1000:.0f} ms, "
+          f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.0f} ms, "
+          f"worker CPU {[round(c, 1) for c in cpu_used.values()]} s")
+    assert not tally.failures, f"{len(tally.failures)} failures, e.g. {tally.failures[:5]}"
+    assert tally.requests.keys() == {"200"}
+    assert total >= 4 * len(streams), "too few requests to prove anything"
+
+    # Every key of every stream was written; each was inserted once, one record per key.
+    leads = listing(server, "Leads", "First_Name,Last_Name,Sync_ID,Owner")
+    contacts = listing(server, "Contacts", "First_Name,Last_Name,Email,Contact_Ref,Owner")
+    by_email = [c for c in contacts if c.get("Email")]
+    by_ref = [c for c in contacts if c.get("Contact_Ref")]
+    assert len(leads) == KEYS
+    assert len(by_email) == KEYS
+    assert len(by_ref) == 2 * KEYS
+    assert len(contacts) == 3 * KEYS
+
+    expected: dict[tuple[str, int], dict[str, Any]] = {}
+    for rec in leads:
+        key = int(rec["Sync_ID"].removeprefix("Sync_ID-"))
+        assert ("org", key) not in expected, rec
+        expected[("org", key)] = rec
+    for rec in by_email:
+        key = int(rec["Email"].lower().removeprefix("person").removesuffix("@example.com"))
+        assert ("email", key) not in expected, rec
+        expected[("email", key)] = rec
+    for rec in by_ref:
+        owner = next(name for name, uid in by_user.items() if uid == rec["Owner"]["id"])
+        key = int(rec["Contact_Ref"].removeprefix("Contact_Ref-"))
+        assert (owner, key) not in expected, rec
+        expected[(owner, key)] = rec
+    assert len(expected) == 4 * KEYS
+
+    keys_by_stream: Counter[str] = Counter()
+    for tally_key, rec in expected.items():
+        stream_name, key = tally_key
+        keys_by_stream[stream_name] += 1
+        assert tally.inserts[tally_key] == 1, (stream_name, key, tally.inserts[tally_key])
+        assert tally.ids[tally_key] == {rec["id"]}, (stream_name, key, tally.ids[tally_key])
+        assert (rec["First_Name"], rec["Last_Name"]) in tally.written[tally_key], rec
+    assert keys_by_stream == {"org": KEYS, "email": KEYS, "ana": KEYS, "bo": KEYS}
+
+    # Both processes served: the kernel spread the connections over the two sockets.
+    spent = sum(cpu_used.values())
+    assert all(c >= 0.03 * spent for c in cpu_used.values()), cpu_used
+
+
+LOST_UPDATE_SECONDS = 4.0
+
+
+def test_writers_reaching_one_record_by_different_keys_lose_no_update(server: Server) -> None:
+    """One client updates 100 leads by their org-based external ID, another the same leads
+    by Email, at the same time: neither overwrites the field the other one writes."""
+    api = server.client()
+    api.add_field("Leads", field_label="Sync ID", data_type="text",
+                  external={"type": "org", "show": True})
+    seed = api.upsert("Leads", [{"Last_Name": f"Lead {n}", "Sync_ID": f"S-{n}",
+                                 "Email": f"lead{n}@example.com"} for n in range(BATCH)])
+    assert seed.status_code == 200, seed.text
+    deadline = time.monotonic() + LOST_UPDATE_SECONDS
+    last: dict[str, int] = {}
+    failures: list[str] = []
+
+    def writer(field_name: str, key_field: str) -> None:
+        rng = random.Random(field_name)
+        with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT) as http:
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                order = rng.sample(range(BATCH), BATCH)
+                records = [{key_field: f"S-{k}" if key_field == "Sync_ID"
+                            else f"lead{k}@example.com", field_name: f"{field_name} {n}"}
+                           for k in order]
+                reply = http.post("/crm/v8/Leads/upsert", content=orjson.dumps({"data": records}),
+                                  headers={"Authorization": f"Zoho-oauthtoken {server.token}"})
+                items = reply.json().get("data", []) if reply.status_code == 200 else []
+                if len(items) != BATCH or any(i["action"] != "update" or
+                                              i["duplicate_field"] != key_field for i in items):
+                    failures.append(f"{reply.status_code} {reply.text[:300]}")
+                    return
+                last[field_name] = n
+
+    threads = [threading.Thread(target=writer, args=("First_Name", "Sync_ID")),
+               threading.Thread(target=writer, args=("Description", "Email"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LOST_UPDATE_SECONDS + 2 * REQUEST_TIMEOUT)
+    assert not failures, failures[:3]
+    assert min(last.values()) >= 5, last
+    leads = listing(server, "Leads", "First_Name,Description,Sync_ID,Email")
+    assert len(leads) == BATCH
+    stale = [(r["Sync_ID"], r["First_Name"], r["Description"]) for r in leads
+             if (r["First_Name"], r["Description"]) != (f"First_Name {last['First_Name']}",
+                                                   f"Description {last['Description']}")]
+    assert not stale, f"{len(stale)} leads lost an update, e.g. {stale[:3]}; last {last}"
