@@ -148,6 +148,9 @@ class Batch:
                     for value, rid in rows:
                         self.unique[(f.id, scope, value)] = rid
                         ids.add(rid)
+        # Another batch may reach these records through other keys: lock them (sorted) before
+        # reading them, or its update and ours would overwrite each other (PostgreSQL).
+        tx.lock_keys(f"{org_id}:record:{rid}" for rid in ids)
         self.load_records(sorted(ids))
         self.check_lookups(cands)
 
