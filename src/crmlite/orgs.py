@@ -126,6 +126,7 @@ def bootstrap(store: Store) -> Org:
     if org is not None:
         return org
     with store.write() as tx:
+        tx.lock_keys(["bootstrap"])  # PostgreSQL: one bootstrap at a time (SQLite: one writer)
         org = first_org(tx)  # another process may have won the race
         if org is not None:
             return org
