@@ -304,3 +304,48 @@ def test_writers_reaching_one_record_by_different_keys_lose_no_update(server: Se
              if (r["First_Name"], r["Description"]) != (f"First_Name {last['First_Name']}",
                                                    f"Description {last['Description']}")]
     assert not stale, f"{len(stale)} leads lost an update, e.g. {stale[:3]}; last {last}"
+
+
+def test_a_write_blocked_too_long_is_a_zoho_429_then_succeeds(database_url: str) -> None:
+    """Someone else holds the write lock (SQLite) or a table lock (PostgreSQL) for longer
+    than the lock timeout: the batch is retried a bounded number of times, then refused
+    with Zoho's TOO_MANY_REQUESTS; nothing is written; once the lock is gone it succeeds."""
+    sqlite = database_url.startswith("sqlite:")
+    url = (f"{database_url}?busy_timeout=50" if sqlite
+           else f"{database_url}?options=-c%20lock_timeout%3D50")
+    server = Server(url)
+    try:
+        api = server.client()
+        body = [{"Last_Name": "Blocked", "Email": "blocked@example.com"}]
+        if sqlite:
+            import sqlite3
+
+            holder: Any = sqlite3.connect(database_url.removeprefix("sqlite:///"),
+                                          isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg
+
+            holder = psycopg.connect(database_url)
+            holder.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE")
+        try:
+            started = time.monotonic()
+            blocked = api.upsert("Contacts", body)
+            waited = time.monotonic() - started
+            assert blocked.status_code == 429, blocked.text
+            assert blocked.json()["code"] == "TOO_MANY_REQUESTS"
+            assert blocked.json()["status"] == "error"
+            assert waited < 30
+            if not sqlite:  # a read that waits for the table lock too long: 429, not 500
+                read = api.get("/crm/v8/Contacts?fields=Last_Name")
+                assert read.status_code == 429, read.text
+                assert read.json()["code"] == "TOO_MANY_REQUESTS"
+        finally:
+            holder.rollback()
+            holder.close()
+        assert api.get("/crm/v8/Contacts?fields=Last_Name").status_code == 204
+        done = api.upsert("Contacts", body)
+        assert done.status_code == 200, done.text
+        assert done.json()["data"][0]["action"] == "insert"
+    finally:
+        server.stop()

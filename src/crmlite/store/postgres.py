@@ -174,7 +174,10 @@ class PostgresStore:
     @contextmanager
     def read(self) -> Iterator[PostgresTx]:
         with self._connection() as conn:
-            yield PostgresTx(conn)
+            try:
+                yield PostgresTx(conn)
+            except _RETRYABLE as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
+                raise StoreBusy(str(exc)) from exc
 
     def close(self) -> None:
         self.pool.close()

@@ -1,0 +1,76 @@
+"""PostgreSQL specifics: the URL from the environment, the connection pool."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import CRMLITE, Server
+from tests.pgcluster import PostgresCluster, free_port
+
+
+def test_database_url_from_the_environment(pg_cluster: PostgresCluster) -> None:
+    url = pg_cluster.create_database()
+    env = {**os.environ, "CRMLITE_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    proc = subprocess.Popen([*CRMLITE, "serve", "--port", str(port)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith(f"crmlite serving {url} at http://127.0.0.1:{port}"), first
+        token = re.search(r": (1000\.\S+)", proc.stdout.readline())
+        assert token is not None
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = httpx.post(f"{base}/crm/v8/Contacts/upsert",
+                                   content=b'{"data":[{"Last_Name":"Env"}]}',
+                                   headers={"Authorization": f"Zoho-oauthtoken {token[1]}"})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+        assert reply.status_code == 200, reply.text
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT data FROM records").fetchall()
+    assert len(rows) == 1 and '"Env"' in rows[0][0]
+
+
+def test_more_concurrent_requests_than_pooled_connections(
+        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMLITE_PG_POOL_SIZE", "1")
+    server = Server(pg_cluster.create_database())
+    statuses: list[int] = []
+
+    def client(n: int) -> None:
+        api = server.client()
+        for round_ in range(10):
+            records = [{"Last_Name": f"C{n}", "Email": f"c{n}.{k}@example.com",
+                        "Description": f"round {round_}"} for k in range(10)]
+            statuses.append(api.upsert("Contacts", records).status_code)
+            statuses.append(api.get("/crm/v8/Contacts?fields=Last_Name&per_page=5").status_code)
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert statuses == [200] * 160
+        listing = server.client().get("/crm/v8/Contacts?fields=Description&per_page=200")
+        assert len(listing.json()["data"]) == 80
+        assert {r["Description"] for r in listing.json()["data"]} == {"round 9"}
+    finally:
+        server.stop()
