@@ -11,7 +11,6 @@ from starlette.responses import Response
 from crmlite.api.context import (
     caller,
     json_body,
-    module_of,
     require_family_scope,
     run,
     store_of,
@@ -33,7 +32,11 @@ def _module_param(request: Request, principal: Principal) -> Module:
     name = request.query_params.get("module")
     if not name:
         raise required_param("module")
-    return module_of(principal, name)
+    module = principal.dictionary.module(name)
+    if module is None:  # the fields API names the parameter (fields.json InvalidParamError)
+        raise RequestError("INVALID_MODULE", "the module name given seems to be invalid",
+                           {"api_name": "module"})
+    return module
 
 
 async def fields(request: Request) -> Response:

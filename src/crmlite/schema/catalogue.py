@@ -120,9 +120,14 @@ INDUSTRIES = ("ASP (Application Service Provider)", "Data/Telecom OEM", "ERP (En
 ORDER_STATUS = ("Created", "Approved", "Delivered", "Cancelled")
 
 
-def address(prefix: str) -> tuple[FieldSpec, ...]:
+CARRIERS = ("FedEX", "UPS", "USPS", "DHL", "BlueDart")
+
+
+def address(prefix: str, code: str = "Code") -> tuple[FieldSpec, ...]:
+    """Zoho's address block: ``Billing_Code`` on Accounts and sales documents, but
+    ``Mailing_Zip`` and ``Other_Zip`` on Contacts."""
     return (text(f"{prefix}_Street", 250), text(f"{prefix}_City", 100),
-            text(f"{prefix}_State", 100), text(f"{prefix}_Code", 30),
+            text(f"{prefix}_State", 100), text(f"{prefix}_{code}", 30),
             text(f"{prefix}_Country", 100))
 
 
@@ -187,7 +192,7 @@ STANDARD_MODULES: tuple[ModuleSpec, ...] = (
         phone("Home_Phone"), phone("Other_Phone"), phone("Fax"), phone("Mobile"),
         date("Date_of_Birth"), text("Assistant", 40), phone("Asst_Phone"),
         lookup("Reporting_To", "Contacts"), boolean("Email_Opt_Out"), text("Skype_ID", 50),
-        text("Twitter", 50), *address("Mailing"), *address("Other"), textarea(),
+        text("Twitter", 50), *address("Mailing", "Zip"), *address("Other", "Zip"), textarea(),
     )),
     ModuleSpec("Deals", "deals", "Deal", "Deals", "Deal_Name", "Deal_Name", (
         owner(), currency("Amount"), text("Deal_Name", 120, mandatory=True),
@@ -263,19 +268,19 @@ STANDARD_MODULES: tuple[ModuleSpec, ...] = (
         "Quoted_Items",
         picklist("Quote_Stage", "Draft", "Negotiation", "Delivered", "On Hold", "Confirmed",
                  "Closed Won", "Closed Lost"),
-        date("Valid_Till"), text("Team", 120), text("Carrier", 120),
+        date("Valid_Till"), text("Team", 120), picklist("Carrier", *CARRIERS),
     )),
     ModuleSpec("Sales_Orders", "salesorders", "Sales Order", "Sales Orders", "Subject", "Subject",
                sales_document(
         "Ordered_Items", lookup("Quote_Name", "Quotes"), text("Customer_No", 120),
         text("Purchase_Order", 120), date("Due_Date"), picklist("Status", *ORDER_STATUS),
-        text("Carrier", 120), currency("Excise_Duty"), currency("Sales_Commission"),
+        picklist("Carrier", *CARRIERS), currency("Excise_Duty"), currency("Sales_Commission"),
     )),
     ModuleSpec("Purchase_Orders", "purchaseorders", "Purchase Order", "Purchase Orders",
                "Subject", "Subject", sales_document(
         "Purchased_Items", lookup("Vendor_Name", "Vendors", mandatory=True),
         text("Requisition_No", 120), text("Tracking_Number", 120), date("PO_Date"),
-        date("Due_Date"), picklist("Status", *ORDER_STATUS), text("Carrier", 120),
+        date("Due_Date"), picklist("Status", *ORDER_STATUS), picklist("Carrier", *CARRIERS),
         currency("Excise_Duty"), currency("Sales_Commission"),
     )),
     ModuleSpec("Invoices", "invoices", "Invoice", "Invoices", "Subject", "Subject", sales_document(
