@@ -74,3 +74,30 @@ def test_more_concurrent_requests_than_pooled_connections(
         assert {r["Description"] for r in listing.json()["data"]} == {"round 9"}
     finally:
         server.stop()
+
+
+def test_hot_tables_get_statistics_without_waiting_for_autovacuum(
+        pg_cluster: PostgresCluster) -> None:
+    """Until the key tables are analysed, PostgreSQL's planner reads a batch's key lookups
+    as a scan of every key of the field; crmlite analyses them as soon as they have grown."""
+    url = pg_cluster.create_database()
+    server = Server(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE records SET (autovacuum_enabled = off)")
+            conn.execute("ALTER TABLE match_keys SET (autovacuum_enabled = off)")
+        api, n = server.client(), 0
+        deadline = time.monotonic() + 60
+        analysed: set[str] = set()
+        while analysed != {"records", "match_keys"}:
+            assert time.monotonic() < deadline, f"only {analysed} analysed after {n} records"
+            reply = api.upsert("Contacts", [{"Last_Name": "S", "Email": f"s{n + k}@example.com"}
+                                            for k in range(20)])
+            assert reply.status_code == 200, reply.text
+            n += 20
+            with psycopg.connect(url, autocommit=True) as conn:
+                analysed = {r[0] for r in conn.execute(
+                    "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")}
+        assert n > 500  # not while the tables were (nearly) empty
+    finally:
+        server.stop()

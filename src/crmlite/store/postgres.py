@@ -17,7 +17,10 @@ pool's timeout gets :class:`StoreBusy`. Both are Zoho's 429, never a 500.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +47,14 @@ POOL_TIMEOUT = 30.0
 # pg_advisory_xact_lock(int, int) lives apart from the one-bigint locks on keys.
 MIGRATION_LOCK = (0x63726D6C, 1)  # "crml", 1
 
+# The planner's statistics on the tables every write reads (see StatisticsKeeper).
+HOT_TABLES = ["records", "unique_keys", "match_keys"]
+ANALYZE_CHECK_EVERY = 50  # write transactions of this process between two checks
+ANALYZE_MIN_ROWS = 500
+ANALYZE_GROWTH = 0.2
+ANALYZE_LOCK = (0x63726D6C, 2)
+
+log = logging.getLogger("crmlite.store")
 _SQL_CACHE: dict[str, str] = {}
 
 
@@ -60,9 +71,100 @@ def key_lock_id(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+Columns = dict[str, dict[str, str]]  # table -> column -> SQL type
+
+_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\(([?,\s]*)\)\s*",
+                     re.I | re.S)
+_UPDATE = re.compile(r"\s*UPDATE\s+(\w+)\s+SET\s+(.+?)\s+WHERE\s+(.+?)\s*", re.I | re.S)
+_DELETE = re.compile(r"\s*DELETE\s+FROM\s+(\w+)\s+WHERE\s+(.+?)\s*", re.I | re.S)
+_ASSIGN = re.compile(r"\s*(\w+)\s*=\s*\?\s*")
+_AND = re.compile(r"\s+AND\s+", re.I)
+
+
+def _assignments(text: str, separator: re.Pattern[str] | str) -> list[str] | None:
+    parts = separator.split(text) if isinstance(separator, re.Pattern) else text.split(separator)
+    names = []
+    for part in parts:
+        found = _ASSIGN.fullmatch(part)
+        if found is None:
+            return None
+        names.append(found[1])
+    return names
+
+
+def set_based(sql: str, columns: Columns) -> str | None:
+    """One statement over ``unnest`` arrays that does what ``executemany(sql)`` does, or
+    None when ``sql`` is not one of the shapes it knows.
+
+    ``INSERT INTO t (a, b) VALUES (?, ?)``, ``UPDATE t SET a = ? WHERE b = ? AND c = ?`` and
+    ``DELETE FROM t WHERE a = ? AND b = ?`` become ``INSERT … SELECT * FROM unnest(…)``,
+    ``UPDATE … FROM unnest(…)`` and ``DELETE … USING unnest(…)``: one round trip and one
+    plan for the whole batch instead of one statement per row (perf-anchors.md §2). Each
+    array is passed in binary (pitfall 2) and cast to its column's type.
+    """
+    if found := _INSERT.fullmatch(sql):
+        table, names = found[1], [c.strip() for c in found[2].split(",")]
+        if found[3].count("?") != len(names):
+            return None
+        set_names, where_names = names, []
+    elif found := _UPDATE.fullmatch(sql):
+        table = found[1]
+        set_names = _assignments(found[2], ",")  # type: ignore[assignment]
+        where_names = _assignments(found[3], _AND)  # type: ignore[assignment]
+    elif found := _DELETE.fullmatch(sql):
+        table, set_names = found[1], []
+        where_names = _assignments(found[2], _AND)  # type: ignore[assignment]
+    else:
+        return None
+    types = columns.get(table.lower())
+    if set_names is None or where_names is None or types is None:
+        return None
+    every = [*set_names, *where_names]
+    if any(n.lower() not in types for n in every):
+        return None
+    arrays = ", ".join(f"%b::{types[n.lower()]}[]" for n in every)
+    aliases = ", ".join(f"c{i}" for i in range(len(every)))
+    if sql.lstrip()[:6].upper() == "INSERT":
+        return f"INSERT INTO {table} ({', '.join(every)}) SELECT * FROM unnest({arrays})"
+    where = " AND ".join(f"t.{n} = v.c{len(set_names) + i}" for i, n in enumerate(where_names))
+    if set_names:
+        assign = ", ".join(f"{n} = v.c{i}" for i, n in enumerate(set_names))
+        return (f"UPDATE {table} AS t SET {assign} FROM unnest({arrays}) AS v({aliases}) "
+                f"WHERE {where}")
+    return f"DELETE FROM {table} AS t USING unnest({arrays}) AS v({aliases}) WHERE {where}"
+
+
+class Catalog:
+    """The column types of the database's tables, and the set-based statements made so far."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.columns = columns
+        self.statements: dict[str, str | None] = {}
+
+    @classmethod
+    def read(cls, conn: psycopg.Connection) -> Catalog:
+        columns: Columns = {}
+        for table, column, sql_type in conn.execute(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
+            "AND a.attnum > 0 AND NOT a.attisdropped"
+        ):
+            columns.setdefault(table, {})[column] = sql_type
+        return cls(columns)
+
+    def set_based(self, sql: str) -> str | None:
+        try:
+            return self.statements[sql]
+        except KeyError:
+            statement = self.statements[sql] = set_based(sql, self.columns)
+            return statement
+
+
 class PostgresTx:
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, catalog: Catalog | None = None) -> None:
         self.conn = conn
+        self.catalog = catalog
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         # Never prepared: a generic plan made while a table was small (or freshly ANALYZEd
@@ -72,9 +174,16 @@ class PostgresTx:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
-        if rows:
-            with self.conn.cursor() as cur:
-                cur.executemany(_pg(sql), rows)  # pipelined: one round trip for the batch
+        if not rows:
+            return
+        if len(rows) > 1 and self.catalog is not None:
+            statement = self.catalog.set_based(sql)
+            if statement is not None:
+                self.conn.execute(statement, [list(c) for c in zip(*rows, strict=True)],
+                                  prepare=False)
+                return
+        with self.conn.cursor() as cur:
+            cur.executemany(_pg(sql), rows)  # pipelined: one round trip for the batch
 
     def lock_keys(self, keys: Iterable[str]) -> None:
         ids = sorted({key_lock_id(k) for k in keys})
@@ -93,6 +202,58 @@ class PostgresTx:
             "SELECT nextval('record_ids') FROM generate_series(1, %s)", (count,)
         ).fetchall()
         return sorted(r[0] for r in rows)
+
+
+class StatisticsKeeper:
+    """ANALYZE the hot tables as soon as they have changed a lot, without waiting for
+    autovacuum (which looks once a minute).
+
+    Until a table has statistics, the planner takes ``org_id = ? AND module_id = ? AND
+    field_id = ?`` for a handful of rows, so it reads the batch's ``value IN (…)`` as a
+    filter over every key of the field instead of as index lookups: each batch then costs
+    time in proportion to the table, and a bulk load into a fresh database slows down
+    minute after minute. Once analysed (every row of the org shares its org_id, and so
+    on), the estimates stay right as the table grows. So every ``ANALYZE_CHECK_EVERY``
+    writes one background thread looks at ``pg_stat_user_tables`` and analyses the tables
+    changed by more than ``ANALYZE_MIN_ROWS`` + ``ANALYZE_GROWTH`` of their rows since
+    their last ANALYZE (one process at a time). Statements are never prepared, so a
+    plan is always made with the statistics of the moment (perf-anchors.md, pitfall 1).
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.writes = 0
+        self.busy = threading.Lock()
+
+    def wrote(self) -> None:
+        self.writes += 1
+        if self.writes % ANALYZE_CHECK_EVERY == 0 and self.busy.acquire(blocking=False):
+            threading.Thread(target=self.run, name="crmlite-analyze", daemon=True).start()
+
+    def run(self) -> None:
+        try:
+            with self.pool.connection() as conn:
+                self.analyze_stale(conn)
+        except Exception:  # statistics are an optimisation: never fail a request for them
+            log.warning("could not refresh table statistics", exc_info=True)
+        finally:
+            self.busy.release()
+
+    @staticmethod
+    def analyze_stale(conn: psycopg.Connection) -> list[str]:
+        stale = [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+            "AND relname = ANY(%s) AND n_mod_since_analyze > %s + %s * n_live_tup "
+            "ORDER BY relname", (HOT_TABLES, ANALYZE_MIN_ROWS, ANALYZE_GROWTH))]
+        if not stale or not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                         ANALYZE_LOCK).fetchone()[0]:
+            return []
+        try:
+            for table in stale:
+                conn.execute(f"ANALYZE {table}")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", ANALYZE_LOCK)
+        return stale
 
 
 def _session_settings(url: str) -> list[str]:
@@ -121,6 +282,7 @@ class PostgresStore:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             configure(conn)
             self._migrate(conn)
+            self.catalog = Catalog.read(conn)
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -131,6 +293,7 @@ class PostgresStore:
             name="crmlite",
             open=True,
         )
+        self.statistics = StatisticsKeeper(self.pool)
 
     def _migrate(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -163,19 +326,20 @@ class PostgresStore:
         with self._connection() as conn:
             try:
                 with conn.transaction():
-                    yield PostgresTx(conn)
+                    yield PostgresTx(conn, self.catalog)
             except _RETRYABLE as exc:
                 raise ConflictError(str(exc)) from exc
             except psycopg.OperationalError as exc:
                 if conn.broken:  # the server closed the connection: retry on a fresh one
                     raise ConflictError(str(exc)) from exc
                 raise
+        self.statistics.wrote()
 
     @contextmanager
     def read(self) -> Iterator[PostgresTx]:
         with self._connection() as conn:
             try:
-                yield PostgresTx(conn)
+                yield PostgresTx(conn, self.catalog)
             except _RETRYABLE as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
                 raise StoreBusy(str(exc)) from exc
 
