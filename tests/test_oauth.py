@@ -339,3 +339,21 @@ def test_unknown_user_for_a_grant(shared_server: Server) -> None:
                            "ghost@example.com", "--database", shared_server.database_url],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "ghost@example.com" in done.stderr
+
+
+@pytest.mark.parametrize(("method", "path", "content"), [
+    ("POST", "/oauth/v2/token", b"\xff\xfe\x00"),
+    ("POST", "/oauth/v2/token", b"grant_type=refresh_token&client_id=1000.%00&client_secret=x"
+                                b"&refresh_token=y"),
+    ("POST", "/oauth/v2/token", b"grant_type=client_credentials&client_id=%00"),
+    ("POST", "/oauth/v2/token/revoke", b"token=%00"),
+    ("GET", "/oauth/v2/auth?client_id=%00&response_type=code", b""),
+    ("PUT", "/oauth/v2/token", b""),
+    ("POST", "/oauth/v2/token", b"grant_type=" + b"a" * 100_000),
+])
+def test_odd_token_requests_never_500(shared_server: Server, method: str, path: str,
+                                      content: bytes) -> None:
+    reply = httpx.request(method, shared_server.base + path, content=content, timeout=30,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert 400 <= reply.status_code < 500, reply.text
+    assert set(reply.json()) == {"error"}

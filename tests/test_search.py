@@ -287,3 +287,28 @@ def test_search_needs_the_search_scope_and_module_read(shared_server: Server,
         assert body["code"] == "OAUTH_SCOPE_MISMATCH", scope
     allowed = token("ZohoCRM.modules.contacts.READ,ZohoSearch.securesearch.READ")
     assert search(allowed, "Contacts", query) == ["Burns, B"]
+
+
+@pytest.mark.parametrize("query", [
+    "criteria=" + quote("(id:equals:9999999999999999999)"),
+    "criteria=" + quote("(No_of_Employees:greater_than:99999999999999999999)"),
+    "criteria=" + quote("(Annual_Revenue:greater_than:1e400)"),
+    "criteria=" + quote("(Annual_Revenue:greater_than:1e99999999)"),
+    "criteria=" + quote("(Annual_Revenue:less_than:-Infinity)"),
+    "criteria=" + quote("(Created_Time:equals:9999-12-31T23:59:59+14:00)"),
+    "criteria=" + quote("(Created_Time:equals:0001-01-01T00:00:00-14:00)"),
+    "criteria=" + quote("(Last_Name:equals:a\x00b)"),
+    "email=" + quote("a\x00@b.com"),
+    "phone=" + quote("\x00"),
+    "criteria=" + "(" * 3000,
+    "criteria=" + quote("(" * 30 + "Last_Name:equals:x" + ")" * 30),
+    "criteria=%ff%fe",
+    "criteria=" + quote("(Last_Name:equals:\u00e9\u00e8\U0001f600)"),
+    "word=" + quote("\u00e9cole"),
+    "email=a@b.c&page=99999999999999999999999",
+])
+def test_odd_input_is_a_4xx_or_nothing_never_a_500(shared_server: Server, query: str) -> None:
+    reply = shared_server.client().get(f"/crm/v8/Leads/search?{query}")
+    assert reply.status_code in (200, 204, 400), (query, reply.text)
+    if reply.status_code == 400:
+        assert reply.json()["status"] == "error"

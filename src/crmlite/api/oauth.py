@@ -35,6 +35,8 @@ async def _params(request: Request) -> dict[str, str]:
             params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         except (UnicodeDecodeError, ValueError):
             raise OAuthError("invalid_request") from None
+    if any("\x00" in k or "\x00" in v for k, v in params.items()):
+        raise OAuthError("invalid_request")  # PostgreSQL text holds no NUL
     return params
 
 

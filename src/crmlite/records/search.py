@@ -36,6 +36,7 @@ from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store
 
 MAX_CONDITIONS = 10
+MAX_DEPTH = 24  # nested parentheses (ten conditions never need more)
 MAX_IN_VALUES = 100
 MAX_RESULTS = 2000
 MIN_WORD = 2
@@ -99,6 +100,7 @@ class _Parser:
         self.pos = 0
         self.module = module
         self.conditions = 0
+        self.depth = 0
 
     def fail(self, reason: str = "the criteria is not well formed") -> RequestError:
         return invalid_query(reason, param_name="criteria")
@@ -154,9 +156,13 @@ class _Parser:
 
     def term(self) -> Node:
         self.expect("(")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail("the criteria is nested too deeply")
         self.ws()
         node = self.expr() if self.peek() == "(" else self.condition(closed=True)
         self.expect(")")
+        self.depth -= 1
         return node
 
     def condition(self, closed: bool) -> Condition:
@@ -248,12 +254,12 @@ def coerce(f: Field, operator: str, parts: list[str]) -> list[Any]:
 def _typed(f: Field, value: str) -> Any:
     data_type = f.data_type
     if data_type in ("integer", "bigint"):
-        if not re.fullmatch(r"[+-]?\d{1,19}", value):
+        if not re.fullmatch(r"[+-]?\d{1,19}", value) or not -(2**63) <= int(value) < 2**63:
             raise ValueError(value)
         return int(value)
     if data_type in ("double", "currency", "percent"):
         number = Decimal(value)
-        if not number.is_finite():
+        if not number.is_finite() or number.adjusted() > 30:
             raise ValueError(value)
         return number
     if data_type == "boolean":
@@ -417,6 +423,9 @@ def search_query(module: Module, params: Mapping[str, str]) -> SearchQuery:
         raise RequestError("EXPECTED_PARAM_MISSING", "mandatory param missing",
                            {"expected_params": ["criteria", "email", "phone", "word"]})
     value = params[kind]
+    if "\x00" in value:
+        raise RequestError("INVALID_DATA", "invalid data",
+                           {"param_name": kind, "reason": "a NUL character"})
     criteria = parse_criteria(value, module) if kind == "criteria" else None
     if kind == "word" and (len(value.strip()) < MIN_WORD or not WORD_RE.match(value.strip())):
         raise RequestError("INVALID_DATA", "The search value contains special characters or "
