@@ -258,9 +258,11 @@ class StatisticsKeeper:
 
 def _session_settings(url: str) -> list[str]:
     """``SET`` statements for every pooled session; what the URL's options set wins."""
-    options = conninfo_to_dict(url).get("options") or ""
-    settings = ["SET synchronous_commit = off"]  # as SQLite's WAL + synchronous=NORMAL
-    if "lock_timeout" not in str(options):
+    options = str(conninfo_to_dict(url).get("options") or "")
+    settings = []
+    if "synchronous_commit" not in options:  # much as SQLite's WAL + synchronous=NORMAL
+        settings.append("SET synchronous_commit = off")
+    if "lock_timeout" not in options:
         settings.append(f"SET lock_timeout = '{DEFAULT_LOCK_TIMEOUT}'")
     return settings
 
