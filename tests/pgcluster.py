@@ -6,6 +6,7 @@ data directory that user owns.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -54,9 +55,17 @@ class PostgresCluster:
                    f"-c unix_socket_directories={self.root} -c max_connections=200 "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                    "-c shared_buffers=128MB")
-        self._run([pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
-                   "-t", "60", "-o", options, "start"])
+        try:
+            self._run([pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"),
+                       "-w", "-t", "60", "-o", options, "start"])
+        except subprocess.CalledProcessError as exc:
+            log = self.root / "server.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise RuntimeError(f"PostgreSQL did not start: {exc.stderr!r}\n{tail}") from exc
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.stopped = False
+        atexit.register(self.stop)  # even when the session ends without its finalizers
 
     def _run(self, cmd: list[str]) -> None:
         if self.as_root:
@@ -72,6 +81,9 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         try:
             self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
         finally:
