@@ -75,3 +75,21 @@ def test_odd_requests_never_give_a_500(shared_server: Server) -> None:
             body = reply.json()
             assert "code" in body or "data" in body or "fields" in body, body
     assert any(s >= 400 for s in statuses) and any(s < 300 for s in statuses), statuses
+
+
+def test_nul_characters_are_refused_not_stored(shared_server: Server) -> None:
+    api = shared_server.client()
+    api.add_field("Leads", field_label="Legacy Id", data_type="text",
+                  external={"type": "org", "show": False})
+    for record in ({"Last_Name": "N", "Email": "a\x00@example.com"},
+                   {"Last_Name": "N", "Legacy_Id": "L\x00"},
+                   {"Last_Name": "N\x00"}):
+        reply = api.upsert("Leads", [record])
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["data"][0]["code"] == "INVALID_DATA"
+    header = {"X-EXTERNAL": "Leads.Legacy_Id"}
+    assert api.get("/crm/v8/Leads/L%00", headers=header).status_code == 204
+    assert api.delete("/crm/v8/Leads?ids=L%00", headers=header).status_code == 400
+    reply = api.put("/crm/v8/Leads", {"data": [{"Legacy_Id": "L\x00", "Company": "x"}]},
+                    headers=header)
+    assert reply.status_code == 400

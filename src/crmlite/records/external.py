@@ -42,7 +42,8 @@ def resolve(tx: Tx, principal: Principal, module: Module, f: Field,
     """Record ids by external key; keys that match nothing are absent."""
     found: dict[str, int] = {}
     scope = scope_of(f, principal)
-    for part in chunks(sorted(set(keys))):
+    # a NUL never matches (and PostgreSQL refuses it in text parameters)
+    for part in chunks(sorted({k for k in keys if "\x00" not in k})):
         for value, rid in tx.execute(
             "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND module_id = ? "
             f"AND field_id = ? AND scope = ? AND value IN ({placeholders(len(part))})",

@@ -74,6 +74,8 @@ def _string(field: Field, value: Any) -> str | None:
     text = value if isinstance(value, str) else str(value)
     if text == "":
         return None
+    if "\x00" in text:  # no database stores a NUL in text (PostgreSQL refuses it)
+        raise _expected(field.data_type)
     if field.length and len(text) > field.length:
         raise _too_long(field.length)
     return text
@@ -190,7 +192,8 @@ def _lookup(field: Field, value: Any) -> dict[str, str]:
 
 
 def _multiselect(field: Field, value: Any) -> list[str] | None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and "\x00" not in v
+                                              for v in value):
         raise _expected("jsonarray")
     if field.length and len(";".join(value)) > field.length:
         raise _too_long(field.length)
