@@ -28,11 +28,14 @@ def pg_cluster() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crmlite.db'}"
+        yield f"sqlite:///{tmp_path / 'crmlite.db'}"
+        return
     cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database()
+    url = cluster.create_database()
+    yield url
+    cluster.drop_database(url)
 
 
 def cli(database_url: str, *args: str) -> str:
@@ -152,11 +155,15 @@ def shared_server(request: pytest.FixtureRequest,
     """One server for a whole test module, for tests that do not need an empty database."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'crmlite.db'}"
+        cluster = None
     else:
-        url = request.getfixturevalue("pg_cluster").create_database()
+        cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database()
     srv = Server(url)
     yield srv
     srv.stop()
+    if cluster is not None:
+        cluster.drop_database(url)
 
 
 @pytest.fixture
