@@ -349,3 +349,24 @@ def test_a_write_blocked_too_long_is_a_zoho_429_then_succeeds(database_url: str)
         assert done.json()["data"][0]["action"] == "insert"
     finally:
         server.stop()
+
+
+def test_workers_that_cannot_listen_stop_the_server_with_a_clear_message(
+        database_url: str) -> None:
+    import socket
+    import subprocess
+
+    from tests.conftest import CRMLITE
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for workers in ("2", "1"):
+            done = subprocess.run([*CRMLITE, "serve", "--port", str(port), "--workers", workers,
+                                   "--database", database_url],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 1, done
+            assert f"crmlite: cannot listen on 127.0.0.1:{port}: Address already in use" \
+                in done.stderr
+            assert "Traceback" not in done.stderr

@@ -41,8 +41,11 @@ def _config(app: Any) -> uvicorn.Config:
 
 def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> None:
     logging.basicConfig(level=logging.WARNING)
+    try:
+        sock = _socket(host, port, reuse_port)
+    except OSError as exc:
+        sys.exit(f"crmlite: cannot listen on {host}:{port}: {exc.strerror or exc}")
     store = open_store(database_url)
-    sock = _socket(host, port, reuse_port)
     server = uvicorn.Server(_config(create_app(store)))
     try:
         server.run(sockets=[sock])
