@@ -39,6 +39,10 @@ _RETRYABLE = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
     pg_errors.LockNotAvailable,
+    # "out of shared memory": the server's lock table is full (every advisory lock of every
+    # open batch takes an entry; max_locks_per_transaction sizes it). Once other batches
+    # commit there is room again.
+    pg_errors.OutOfMemory,
 )
 
 DEFAULT_POOL_SIZE = 8
