@@ -5,13 +5,17 @@ borrowing a connection for one read or one write transaction (READ COMMITTED, so
 statement sees what committed before it, in particular what a writer that held a lock
 this transaction now holds committed).
 
-Writers are serialised per key with transaction-scoped advisory locks, taken in sorted
-order in one statement, so overlapping batches never deadlock on them; the UNIQUE
-constraint on ``unique_keys`` stays the last word. Deadlocks, serialisation failures,
-lost UNIQUE races and lock waits longer than ``lock_timeout`` (10 s unless the URL's
-``options`` set one) surface as :class:`ConflictError` after the rollback, so the
+Writers are serialised per key with transaction-scoped advisory locks: a batch locks all
+its keys, then the records they matched, each set in sorted order in one statement, so
+overlapping batches queue instead of deadlocking; the UNIQUE constraint on
+``unique_keys`` stays the last word. Deadlocks, serialisation failures, lost UNIQUE
+races, a full lock table and lock waits longer than ``lock_timeout`` (10 s unless the
+URL's ``options`` set one) surface as :class:`ConflictError` after the rollback, so the
 engine can plan the batch again; a request that cannot get a connection within the
 pool's timeout gets :class:`StoreBusy`. Both are Zoho's 429, never a 500.
+
+The engine's ``executemany`` statements run as one set-based statement each (see
+:func:`set_based`), and the hot tables are analysed as they grow (:class:`StatisticsKeeper`).
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ def set_based(sql: str, columns: Columns) -> str | None:
     ``DELETE FROM t WHERE a = ? AND b = ?`` become ``INSERT … SELECT * FROM unnest(…)``,
     ``UPDATE … FROM unnest(…)`` and ``DELETE … USING unnest(…)``: one round trip and one
     plan for the whole batch instead of one statement per row (perf-anchors.md §2). Each
-    array is passed in binary (pitfall 2) and cast to its column's type.
+    array is passed in binary (pitfall 2) and cast to its column's type. The rows of an
+    UPDATE must not name one target row twice (the engine's never do).
     """
     if found := _INSERT.fullmatch(sql):
         table, names = found[1], [c.strip() for c in found[2].split(",")]
