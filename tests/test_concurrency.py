@@ -33,7 +33,7 @@ from tests.conftest import Server, new_user
 CLIENTS = 16
 KEYS = 500
 BATCH = 100
-LOAD_SECONDS = float(os.environ.get("CRMLITE_CONCURRENCY_SECONDS", "18"))
+LOAD_SECONDS = float(os.environ.get("CRMLITE_CONCURRENCY_SECONDS", "16"))
 REQUEST_TIMEOUT = 60.0
 
 
