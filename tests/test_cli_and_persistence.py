@@ -49,3 +49,14 @@ def test_commands_bootstrap_an_empty_database(database_url: str) -> None:
         assert any(f["api_name"] == "Price_Book_Name" for f in reply.json()["fields"])
     finally:
         srv.stop()
+
+
+def test_a_database_that_cannot_be_opened_is_a_one_line_error() -> None:
+    for url in ("postgresql://someone:hunter2@127.0.0.1:1/nowhere", "mysql://db/x"):
+        done = subprocess.run([sys.executable, "-m", "crmlite", "token", "create",
+                               "--database", url], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert done.stdout == ""
+        assert "cannot open the database" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert "hunter2" not in done.stderr

@@ -10,18 +10,21 @@ import click
 from crmlite.auth.scopes import ALL_SCOPES, is_valid
 from crmlite.auth.tokens import ACCESS_TOKEN_LIFETIME, create_access_token
 from crmlite.orgs import Org, UserExists, add_user, admin_user, bootstrap, find_user
-from crmlite.store.base import SchemaVersionError, Store, database_url, open_store
+from crmlite.store.base import SchemaVersionError, Store, database_url, open_store, redacted
 
 DATABASE_HELP = "Database URL (default: $CRMLITE_DATABASE_URL or sqlite:///crmlite.db)."
 SERVE_TOKEN_LIFETIME = 24 * 3600
 
 
 def _open(url: str | None) -> tuple[Store, Org]:
+    url = database_url(url)
     try:
-        store = open_store(database_url(url))
+        store = open_store(url)
+        return store, bootstrap(store)
     except SchemaVersionError as exc:
         raise click.ClickException(str(exc)) from exc
-    return store, bootstrap(store)
+    except Exception as exc:  # an unreachable server, a bad URL, an unwritable file
+        raise click.ClickException(f"cannot open the database {redacted(url)}: {exc}") from exc
 
 
 @click.group()
@@ -48,7 +51,7 @@ def serve(host: str, port: int, database: str | None, workers: int) -> None:
                                 SERVE_TOKEN_LIFETIME)
     store.close()
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    click.echo(f"crmlite serving {url} at {base}")
+    click.echo(f"crmlite serving {redacted(url)} at {base}")
     click.echo(f"access token (all scopes, {admin.email}, valid 24 h): {token}")
     click.echo(f'try: curl {base}/crm/v8/Contacts/upsert -H "Authorization: Zoho-oauthtoken '
                f'{token}" -d \'{{"data":[{{"Last_Name":"Boyle","Email":"p.boyle@abc.com"}}]}}\'')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class TokenRefused(Exception):
 def store_token(tx: Tx, token: str, kind: str, org_id: int, user_id: int, scopes: str,
                 expires_in: int | None, client_id: str | None = None,
                 parent: str | None = None) -> None:
-    now = int(time.time())
+    now = math.ceil(time.time())  # never shorter than asked
     tx.execute(
         "INSERT INTO oauth_tokens (token_hash, kind, org_id, user_id, client_id, scopes, "
         "expires_at, created_time, parent_hash) VALUES (?,?,?,?,?,?,?,?,?)",

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from crmlite.errors import RequestError
 
@@ -76,6 +77,15 @@ class SchemaVersionError(RuntimeError):
 
 def database_url(url: str | None = None) -> str:
     return url or os.environ.get("CRMLITE_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def redacted(url: str) -> str:
+    """The URL with its password masked, fit for a log or a terminal."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(url: str | None = None) -> Store:
