@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ class TokenRefused(Exception):
 def store_token(tx: Tx, token: str, kind: str, org_id: int, user_id: int, scopes: str,
                 expires_in: int | None, client_id: str | None = None,
                 parent: str | None = None) -> None:
-    now = math.ceil(time.time())  # never shorter than asked
+    now = int(time.time())
     tx.execute(
         "INSERT INTO oauth_tokens (token_hash, kind, org_id, user_id, client_id, scopes, "
         "expires_at, created_time, parent_hash) VALUES (?,?,?,?,?,?,?,?,?)",
