@@ -10,7 +10,7 @@ from crmlite.records.external import key_lock, resolve
 from crmlite.records.writer import MAX_RECORDS
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import Store, placeholders
+from crmlite.store.base import Store
 
 
 def delete_records(store: Store, principal: Principal, module: Module, ids: list[str],
@@ -35,16 +35,17 @@ def delete_records(store: Store, principal: Principal, module: Module, ids: list
         existing: set[int] = set()
         if wanted:
             tx.lock_keys(f"{principal.org_id}:record:{rid}" for rid in wanted)
-            marks = placeholders(len(wanted))
+            among, args = tx.member_of("id", wanted, "bigint")
             existing = {row[0] for row in tx.execute(
-                f"SELECT id FROM records WHERE org_id = ? AND module_id = ? AND id IN ({marks})",
-                (principal.org_id, module.id, *wanted))}
+                f"SELECT id FROM records WHERE org_id = ? AND module_id = ? AND {among}",
+                (principal.org_id, module.id, *args))}
         gone = sorted(existing)
         if gone:
-            marks = placeholders(len(gone))
-            tx.execute(f"DELETE FROM unique_keys WHERE record_id IN ({marks})", gone)
-            tx.execute(f"DELETE FROM match_keys WHERE record_id IN ({marks})", gone)
-            tx.execute(f"DELETE FROM records WHERE id IN ({marks})", gone)
+            by_record, args = tx.member_of("record_id", gone, "bigint")
+            tx.execute(f"DELETE FROM unique_keys WHERE {by_record}", args)
+            tx.execute(f"DELETE FROM match_keys WHERE {by_record}", args)
+            among, args = tx.member_of("id", gone, "bigint")
+            tx.execute(f"DELETE FROM records WHERE {among}", args)
     items = []
     deleted: set[int] = set()
     for raw, rid in zip(ids, targets, strict=True):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import Tx, chunks, placeholders
+from crmlite.store.base import Tx, chunks
 
 
 def external_field(module: Module, header: str | None) -> Field | None:
@@ -44,10 +44,11 @@ def resolve(tx: Tx, principal: Principal, module: Module, f: Field,
     scope = scope_of(f, principal)
     # a NUL never matches (and PostgreSQL refuses it in text parameters)
     for part in chunks(sorted({k for k in keys if "\x00" not in k})):
+        among, args = tx.member_of("value", part, "text")
         for value, rid in tx.execute(
             "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND module_id = ? "
-            f"AND field_id = ? AND scope = ? AND value IN ({placeholders(len(part))})",
-            (principal.org_id, module.id, f.id, scope, *part),
+            f"AND field_id = ? AND scope = ? AND {among}",
+            (principal.org_id, module.id, f.id, scope, *args),
         ):
             found[value] = rid
     return found

@@ -15,11 +15,12 @@ from crmlite.records.render import format_time, user_ref
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.schema.datatypes import key_of, record_id, render_datetime
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import Store, Tx, chunks, placeholders
+from crmlite.store.base import Store, Tx, chunks
 
 MAX_PER_PAGE = 200
 MAX_FIELDS = 50
 MAX_DISCRETE = 2000
+MAX_IDS = 100
 SORT_COLUMNS = {"id": "id", "created_time": "created_time", "modified_time": "modified_time"}
 SORT_NAMES = {"id": "id", "created_time": "Created_Time", "modified_time": "Modified_Time"}
 
@@ -44,9 +45,10 @@ def lookup_names(tx: Tx, principal: Principal, module: Module, fields: list[Fiel
         if target is None:
             continue
         for part in chunks(sorted(ids)):
+            among, args = tx.member_of("id", part, "bigint")
             for rid, data in tx.execute(
-                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? "
-                f"AND id IN ({placeholders(len(part))})", (principal.org_id, target.id, *part),
+                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? AND {among}",
+                (principal.org_id, target.id, *args),
             ):
                 values = orjson.loads(data)
                 names[(module_name, rid)] = values.get(target.display_field) or values.get(
@@ -165,6 +167,9 @@ def list_query(module: Module, params: Mapping[str, str], fields_required: bool,
     if sort_order not in ("asc", "desc"):
         raise invalid_data(param_name="sort_order", supported_values=["asc", "desc"])
     ids, external_ids = None, None
+    if params.get("ids") and len(params["ids"].split(",")) > MAX_IDS:
+        raise RequestError("LIMIT_EXCEEDED", "ids limit exceeded",
+                           {"limit": MAX_IDS, "param_name": "ids"})
     if params.get("ids") and by is not None:
         external_ids = [k for k in (key_of(by, i) for i in params["ids"].split(",")) if k]
     elif params.get("ids"):
@@ -184,9 +189,12 @@ def list_records(store: Store, principal: Principal, module: Module,
         ids = query.ids
         if query.external_ids is not None and query.by is not None:
             ids = sorted(resolve(tx, principal, module, query.by, query.external_ids).values())
-        if ids is not None:
-            where += f" AND id IN ({placeholders(len(ids))})" if ids else " AND 0 = 1"
-            args += ids
+        if ids == []:
+            where += " AND 0 = 1"
+        elif ids is not None:
+            among, id_args = tx.member_of("id", ids, "bigint")
+            where += f" AND {among}"
+            args += id_args
         rows = tx.execute(
             f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} "
             f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",

@@ -32,7 +32,7 @@ from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import ConflictError, Store, Tx, chunks, placeholders
+from crmlite.store.base import ConflictError, Store, Tx, chunks
 
 Mode = Literal["insert", "update", "upsert"]
 MAX_RECORDS = 100
@@ -125,14 +125,15 @@ class Batch:
                     wanted.setdefault(f, set()).add(k)
         for f, values in wanted.items():
             for part in chunks(sorted(values)):
+                among, args = tx.member_of("m.value" if f is match_field else "value", part,
+                                           "text")
                 if f is match_field:
                     rows = tx.execute(
                         "SELECT m.value, m.record_id FROM match_keys m "
                         "JOIN records r ON r.id = m.record_id "
-                        "WHERE m.org_id = ? AND m.module_id = ? AND m.field_id = ? "
-                        f"AND m.value IN ({placeholders(len(part))}) "
+                        f"WHERE m.org_id = ? AND m.module_id = ? AND m.field_id = ? AND {among} "
                         "ORDER BY r.created_time, r.id",
-                        (org_id, module.id, f.id, *part),
+                        (org_id, module.id, f.id, *args),
                     )
                     for value, rid in rows:
                         self.matches.setdefault((f.id, value), []).append(rid)
@@ -141,9 +142,8 @@ class Batch:
                     scope = self.scope(f)
                     rows = tx.execute(
                         "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND "
-                        "module_id = ? AND field_id = ? AND scope = ? "
-                        f"AND value IN ({placeholders(len(part))})",
-                        (org_id, module.id, f.id, scope, *part),
+                        f"module_id = ? AND field_id = ? AND scope = ? AND {among}",
+                        (org_id, module.id, f.id, scope, *args),
                     )
                     for value, rid in rows:
                         self.unique[(f.id, scope, value)] = rid
@@ -157,23 +157,24 @@ class Batch:
     def load_records(self, ids: list[int]) -> None:
         tx, records = self.tx, self.records
         for part in chunks(ids):
-            marks = placeholders(len(part))
+            among, args = tx.member_of("id", part, "bigint")
+            by_record, record_args = tx.member_of("record_id", part, "bigint")
             for row in tx.execute(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
-                f"AND id IN ({marks})", (self.org_id, self.module.id, *part),
+                f"AND {among}", (self.org_id, self.module.id, *args),
             ):
                 records[row[0]] = StoredRecord(*row[:6], data=orjson.loads(row[6]))
             for field_id, scope, value, rid in tx.execute(
-                f"SELECT field_id, scope, value, record_id FROM unique_keys "
-                f"WHERE record_id IN ({marks})", part,
+                f"SELECT field_id, scope, value, record_id FROM unique_keys WHERE {by_record}",
+                record_args,
             ):
                 rec = records.get(rid)
                 if rec is not None:
                     rec.keys[field_id] = rec.stored_keys[field_id] = (scope, value)
                     self.unique[(field_id, scope, value)] = rid
             for field_id, value, rid in tx.execute(
-                f"SELECT field_id, value, record_id FROM match_keys WHERE record_id IN ({marks})",
-                part,
+                f"SELECT field_id, value, record_id FROM match_keys WHERE {by_record}",
+                record_args,
             ):
                 rec = records.get(rid)
                 if rec is not None:
@@ -191,9 +192,10 @@ class Batch:
             if target is None:
                 continue
             for part in chunks(sorted(ids)):
+                among, args = self.tx.member_of("id", part, "bigint")
                 for (rid,) in self.tx.execute(
-                    "SELECT id FROM records WHERE org_id = ? AND module_id = ? "
-                    f"AND id IN ({placeholders(len(part))})", (self.org_id, target.id, *part),
+                    f"SELECT id FROM records WHERE org_id = ? AND module_id = ? AND {among}",
+                    (self.org_id, target.id, *args),
                 ):
                     self.existing_lookups.add((module_name, rid))
 

@@ -31,6 +31,11 @@ class Tx(Protocol):
     def lock_keys(self, keys: Iterable[str]) -> None:
         """Serialise writers on these keys until the transaction ends."""
 
+    def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
+        """``column`` is one of ``values``, as SQL and its parameters: ``IN (?, …)`` on
+        SQLite, one array parameter (``= ANY(…)``) on PostgreSQL, where adapting a hundred
+        separate parameters costs more than the lookup itself. ``sql_type``: bigint, text."""
+
     def next_ids(self, count: int) -> list[int]:
         """Hand out ``count`` new 19-digit record ids."""
 

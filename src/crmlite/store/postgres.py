@@ -204,6 +204,9 @@ class PostgresTx:
                 (ids,), prepare=False,
             )
 
+    def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
+        return f"{column} = ANY(?::{sql_type}[])", [list(values)]
+
     def next_ids(self, count: int) -> list[int]:
         if count <= 0:
             return []

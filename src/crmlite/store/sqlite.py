@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from crmlite.store import migrations
-from crmlite.store.base import ConflictError, Row
+from crmlite.store.base import ConflictError, Row, placeholders
 from crmlite.store.migrations import ID_BASE
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -45,6 +45,9 @@ class SQLiteTx:
     def lock_keys(self, keys: Iterable[str]) -> None:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return None
+
+    def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
+        return f"{column} IN ({placeholders(len(values))})", list(values)
 
     def next_ids(self, count: int) -> list[int]:
         if count <= 0:
