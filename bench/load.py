@@ -5,8 +5,9 @@ interpreter with the server or the orchestrator. A minimal HTTP/1.1 client on
 asyncio (uvloop) keeps the generator's own CPU use small: bodies come from byte
 templates, and the reply is parsed only to count what happened to each record.
 
-Prints one JSON object on stdout: requests and records per second in the measured
-window (after the warm-up), latency percentiles, and the actions the server reported.
+Prints one JSON object on stdout: requests and records per second completed in the
+measured window (after the warm-up), their latency percentiles, and the actions the
+server reported for their records.
 Every loop is bounded by the deadline and by ``--max-requests``; the target must be a
 loopback address.
 """
@@ -136,11 +137,12 @@ async def run(args: argparse.Namespace) -> dict:
             t1 = time.perf_counter()
             statuses = stats["http_statuses"]
             statuses[status] = statuses.get(status, 0) + 1
-            if t0 < t_measure:
+            if t1 < t_measure:
                 stats["warmup_requests"] += 1
                 continue
             if t1 > t_end:
                 continue  # completed after the window: not counted
+            # counted: every request that completed inside the window
             stats["requests"] += 1
             latencies.append(t1 - t0)
             stats["expected_inserts"] += inserts

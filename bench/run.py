@@ -246,8 +246,8 @@ class Server:
             return [self.proc.pid]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            kids = [p.pid for p in tree(self.proc.pid)[1:]
-                    if "multiprocessing" in " ".join(p.cmdline())]
+            kids = [p.pid for p in tree(self.proc.pid)[1:]  # not the resource tracker
+                    if "spawn_main" in " ".join(p.cmdline())]
             if len(kids) >= count:
                 time.sleep(0.5)  # let every worker open its socket
                 return kids
