@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from crmlite.errors import RecordError, RequestError
+from crmlite.errors import RecordError, required_param
 from crmlite.orgs import create_module
 from crmlite.schema.catalogue import ModuleSpec, custom_module_fields
 from crmlite.schema.dictionary import DataDictionary, Module
@@ -105,8 +105,7 @@ def describe(m: Module, dictionary: DataDictionary, with_fields: bool = False) -
 def create_modules(tx: Tx, org_id: int, dictionary: DataDictionary,
                    bodies: Any) -> list[dict[str, Any]]:
     if not isinstance(bodies, list) or not bodies:
-        raise RequestError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
-                           {"param_name": "modules"})
+        raise required_param("modules")
     items: list[dict[str, Any]] = []
     taken = set(dictionary.by_key)
     for index, body in enumerate(bodies):

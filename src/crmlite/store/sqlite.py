@@ -126,31 +126,14 @@ class SQLiteStore:
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):  # another process held the write lock for busy_timeout
-                raise ConflictError(str(exc)) from exc
-            raise
-        try:
             yield self._tx
-        except sqlite3.IntegrityError as exc:
-            conn.execute("ROLLBACK")
-            raise ConflictError(str(exc)) from exc
-        except sqlite3.OperationalError as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if _is_busy(exc):
-                raise ConflictError(str(exc)) from exc
-            raise
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if _is_busy(exc):
+            # a lost UNIQUE race, or another process holding the write lock past busy_timeout
+            if isinstance(exc, sqlite3.IntegrityError) or (
+                    isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)):
                 raise ConflictError(str(exc)) from exc
             raise
 
