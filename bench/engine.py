@@ -1,0 +1,101 @@
+"""The engine alone, without HTTP: records per second of ``write_records`` plus the reply items.
+
+``python -m bench.engine [--engine sqlite|postgresql] [--batches N] [--profile CASE]``
+
+It bootstraps a fresh database (SQLite in a temporary directory, or a database on a
+throwaway PostgreSQL cluster started as the tests do), adds the bench's External_Id
+field to Contacts, then runs the bench's cases (bench/records.py) through the engine
+in this process, one 100-record batch at a time, and prints records/s and µs per record
+for each. ``--profile CASE`` runs cProfile over that case and prints the top functions.
+A quick way to see what a change to the engine does before running the whole bench;
+the figures are the engine's best case (no HTTP, no concurrency), not a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.records import CASES, KeyPlan
+from crmlite.auth.principal import authenticate
+from crmlite.auth.tokens import create_access_token
+from crmlite.orgs import admin_user, bootstrap
+from crmlite.records.writer import item, write_records
+from crmlite.schema.fields import create_fields
+from crmlite.store.base import Store, open_store
+
+
+def prepare(store: Store) -> str:
+    org = bootstrap(store)
+    with store.read() as tx:
+        admin = admin_user(tx, org.id)
+    token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+    principal = authenticate(store, token)
+    assert principal is not None
+    with store.write() as tx:
+        create_fields(tx, org.id, principal.dictionary.module("Contacts"), principal.dictionary,
+                      [{"field_label": "External Id", "data_type": "text", "length": 100,
+                        "external": {"type": "org", "show": True}}])
+    return token
+
+
+def run_case(store: Store, token: str, plan: KeyPlan, case: str, batches: int,
+             profile: bool) -> float:
+    bodies = [orjson.loads(plan.request(case, version)[0])["data"] for version in range(batches)]
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for data in bodies:
+        principal = authenticate(store, token)
+        assert principal is not None
+        module = principal.dictionary.module("Contacts")
+        outcomes = write_records(store, principal, module, data, "upsert")
+        orjson.dumps({"data": [item(o, principal, "upsert") for o in outcomes]})
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return batches * 100 / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--profile", choices=CASES, default=None)
+    args = parser.parse_args()
+    cluster = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.engine == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'engine.db'}"
+        else:
+            from tests.pgcluster import PostgresCluster
+
+            cluster = PostgresCluster()
+            url = cluster.create_database()
+        try:
+            store = open_store(url)
+            token = prepare(store)
+            plan = KeyPlan(existing=0, next_new=0, seed=1)
+            for case in CASES:
+                if case == "insert":
+                    # enough stored records for the update cases to pick from
+                    run_case(store, token, plan, case, args.batches, False)
+                    plan.existing = plan.next_new
+                rate = run_case(store, token, plan, case, args.batches, args.profile == case)
+                plan.existing = plan.next_new
+                print(f"{args.engine:10} {case:14} {rate:9,.0f} rec/s  {1e6 / rate:6.1f} µs/record")
+            store.close()
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
