@@ -159,6 +159,24 @@ def test_delete_by_ids_and_by_id_frees_keys(api: Client) -> None:
     assert [i["action"] for i in again.json()["data"]] == ["insert", "insert"]
 
 
+def test_delete_frees_unique_and_user_based_values(api: Client) -> None:
+    api.add_field("Contacts", field_label="Badge", data_type="text", unique={})
+    api.add_field("Contacts", field_label="Mine", data_type="text",
+                  external={"type": "user", "show": True})
+    made = api.upsert("Contacts", [{"Last_Name": "A", "Badge": "b-1", "Mine": "m-1"},
+                                   {"Last_Name": "B", "Badge": "B-2", "Mine": "m-2"}])
+    ids = [i["details"]["id"] for i in made.json()["data"]]
+    assert api.delete(f"/crm/v8/Contacts/{ids[0]}").status_code == 200
+    # The deleted record's values are free; the other record's are still taken.
+    again = api.upsert("Contacts", [{"Last_Name": "A2", "Badge": "B-1", "Mine": "m-1"},
+                                    {"Last_Name": "B2", "Mine": "m-2"}])
+    items = again.json()["data"]
+    assert [i["action"] for i in items] == ["insert", "update"]
+    assert items[1]["details"]["id"] == ids[1]
+    clash = api.post("/crm/v8/Contacts", {"data": [{"Last_Name": "C", "Badge": "b-2"}]})
+    assert clash.json()["data"][0]["code"] == "DUPLICATE_DATA"
+
+
 def test_delete_errors(api: Client) -> None:
     reply = api.delete("/crm/v8/Contacts")
     assert reply.status_code == 400

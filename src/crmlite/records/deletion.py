@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, invalid_id, required_param
 from crmlite.records.external import key_lock, resolve
+from crmlite.records.keys import derived_keys
 from crmlite.records.writer import MAX_RECORDS
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import Store
+from crmlite.store.base import Store, Tx
 
 
 def delete_records(store: Store, principal: Principal, module: Module, ids: list[str],
@@ -36,16 +39,11 @@ def delete_records(store: Store, principal: Principal, module: Module, ids: list
         if wanted:
             tx.lock_keys(f"{principal.org_id}:record:{rid}" for rid in wanted)
             among, args = tx.member_of("id", wanted, "bigint")
-            existing = {row[0] for row in tx.execute(
-                f"SELECT id FROM records WHERE org_id = ? AND module_id = ? AND {among}",
-                (principal.org_id, module.id, *args))}
-        gone = sorted(existing)
-        if gone:
-            by_record, args = tx.member_of("record_id", gone, "bigint")
-            tx.execute(f"DELETE FROM unique_keys WHERE {by_record}", args)
-            tx.execute(f"DELETE FROM match_keys WHERE {by_record}", args)
-            among, args = tx.member_of("id", gone, "bigint")
-            tx.execute(f"DELETE FROM records WHERE {among}", args)
+            rows = tx.execute(
+                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? AND {among}",
+                (principal.org_id, module.id, *args))
+            existing = {rid for rid, _ in rows}
+            delete_keys(tx, principal.org_id, module, rows)
     items = []
     deleted: set[int] = set()
     for raw, rid in zip(ids, targets, strict=True):
@@ -60,3 +58,28 @@ def delete_records(store: Store, principal: Principal, module: Module, ids: list
             items.append(RecordError("INVALID_DATA", "The value of the external field is invalid.",
                                      {by.api_name: raw}).body())
     return items
+
+
+def delete_keys(tx: Tx, org_id: int, module: Module, rows: list[tuple[int, str]]) -> None:
+    """Delete records (``(id, data)`` rows) with their key rows (records/keys.py)."""
+    if not rows:
+        return
+    unique, matches = [], []
+    for rid, data in rows:
+        for f, k in derived_keys(module, orjson.loads(data)):
+            if f.is_key:
+                unique.append((org_id, module.id, f.id, k))
+            else:
+                matches.append((org_id, module.id, f.id, k, rid))
+    if unique:
+        tx.executemany("DELETE FROM unique_keys WHERE org_id = ? AND module_id = ? AND "
+                       "field_id = ? AND scope = 0 AND value = ?", sorted(unique))
+    if matches:
+        tx.executemany("DELETE FROM match_keys WHERE org_id = ? AND module_id = ? AND "
+                       "field_id = ? AND value = ? AND record_id = ?", sorted(matches))
+    gone = sorted(rid for rid, _ in rows)
+    if module.user_key_fields:
+        by_record, args = tx.member_of("record_id", gone, "bigint")
+        tx.execute(f"DELETE FROM unique_keys WHERE scope <> 0 AND {by_record}", args)
+    among, args = tx.member_of("id", gone, "bigint")
+    tx.execute(f"DELETE FROM records WHERE {among}", args)

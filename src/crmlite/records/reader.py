@@ -21,7 +21,8 @@ MAX_PER_PAGE = 200
 MAX_FIELDS = 50
 MAX_DISCRETE = 2000
 MAX_IDS = 100
-SORT_COLUMNS = {"id": "id", "created_time": "created_time", "modified_time": "modified_time"}
+# Created_Time order is id order: ids grow with creation (schema v3 has no index on it).
+SORT_COLUMNS = {"id": "id", "created_time": "id", "modified_time": "modified_time"}
 SORT_NAMES = {"id": "id", "created_time": "Created_Time", "modified_time": "Modified_Time"}
 
 

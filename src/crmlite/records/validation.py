@@ -22,7 +22,8 @@ class Candidate:
     target_id: int | None = None  # update by id
     target_key: str | None = None  # update by external value (X-EXTERNAL)
     error: RecordError | None = None
-    lookups: list[tuple[Field, int]] = field(default_factory=list)
+    # lookup and userlookup ids to check (an empty tuple until the first one)
+    lookups: list[tuple[Field, int]] | tuple[()] = ()
     # normalised match keys of the values given for external, unique and duplicate-check
     # fields (None: the value is being cleared)
     keys: dict[Field, str | None] = field(default_factory=dict)
@@ -58,29 +59,40 @@ def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -
                                "json_path": f"$.data[{index}]"}))
         return cand
     by_name = module.by_name
+    values, keys = cand.values, cand.keys
     for name, raw in body.items():
-        f = by_name.get(name) or module.field(name)
-        if f is None or (with_id and name == "id"):
-            continue  # Zoho ignores keys that are not fields of the module (and `$` keys)
-        try:
-            if f.read_only:
-                raise datatypes.InvalidValue({}, "the field is read only")
-            value = None if raw is None else f.validator(f, raw)
-        except datatypes.MissingId:
-            cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
-            return cand
-        except datatypes.InvalidValue as exc:
-            cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
-            return cand
-        if f.data_type == "ownerlookup":
-            if value is None:
+        f = by_name.get(name)
+        if f is None:
+            f = module.field(name)
+            if f is None:
+                continue  # Zoho ignores keys that are not fields of the module (and `$` keys)
+        if with_id and name == "id":
+            continue
+        if f.plain_text and type(raw) is str and len(raw) <= f.max_length and "\x00" not in raw:
+            value = raw or None  # the common case, decided as datatypes._string would
+        else:
+            try:
+                if f.read_only:
+                    raise datatypes.InvalidValue({}, "the field is read only")
+                value = None if raw is None else f.validator(f, raw)
+            except datatypes.MissingId:
                 cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
                 return cand
-            cand.owner_id = int(value["id"])
-            continue
-        if value is not None and f.data_type in ("lookup", "userlookup"):
-            cand.lookups.append((f, int(value["id"])))
-        cand.values[f] = value
+            except datatypes.InvalidValue as exc:
+                cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
+                return cand
+            if f.data_type == "ownerlookup":
+                if value is None:
+                    cand.fail(mandatory_missing(index, "id",
+                                                f"{json_path(index, f.api_name)}.id"))
+                    return cand
+                cand.owner_id = int(value["id"])
+                continue
+            if value is not None and f.data_type in ("lookup", "userlookup"):
+                if not cand.lookups:
+                    cand.lookups = []
+                cand.lookups.append((f, int(value["id"])))
+        values[f] = value
         if f.is_matched:
-            cand.keys[f] = datatypes.key_of(f, value)
+            keys[f] = datatypes.key_of(f, value)
     return cand

@@ -27,6 +27,7 @@ import orjson
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, resolve, scope_of
+from crmlite.records.keys import derived_keys
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
@@ -89,6 +90,7 @@ class Batch:
         self.existing_lookups: set[tuple[str, int]] = set()
         self.new_ids: list[int] = []
         self.by: Field | None = None  # update addressed by this external field
+        self.full_name = module.field("Full_Name") is not None
         self.unmodified_since: int | None = None  # If-Unmodified-Since, epoch seconds
 
     # -- keys -------------------------------------------------------------------------------
@@ -125,14 +127,13 @@ class Batch:
                     wanted.setdefault(f, set()).add(k)
         for f, values in wanted.items():
             for part in chunks(sorted(values)):
-                among, args = tx.member_of("m.value" if f is match_field else "value", part,
-                                           "text")
+                among, args = tx.member_of("value", part, "text")
                 if f is match_field:
+                    # oldest first: record ids grow with their creation
                     rows = tx.execute(
-                        "SELECT m.value, m.record_id FROM match_keys m "
-                        "JOIN records r ON r.id = m.record_id "
-                        f"WHERE m.org_id = ? AND m.module_id = ? AND m.field_id = ? AND {among} "
-                        "ORDER BY r.created_time, r.id",
+                        "SELECT value, record_id FROM match_keys "
+                        f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among} "
+                        "ORDER BY record_id",
                         (org_id, module.id, f.id, *args),
                     )
                     for value, rid in rows:
@@ -155,30 +156,38 @@ class Batch:
         self.check_lookups(cands)
 
     def load_records(self, ids: list[int]) -> None:
-        tx, records = self.tx, self.records
+        """Read the records the batch may change, and so their key rows (records/keys.py)."""
+        tx, records, module, unique = self.tx, self.records, self.module, self.unique
         for part in chunks(ids):
             among, args = tx.member_of("id", part, "bigint")
-            by_record, record_args = tx.member_of("record_id", part, "bigint")
             for row in tx.execute(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
-                f"AND {among}", (self.org_id, self.module.id, *args),
+                f"AND {among}", (self.org_id, module.id, *args),
             ):
-                records[row[0]] = StoredRecord(*row[:6], data=orjson.loads(row[6]))
-            for field_id, scope, value, rid in tx.execute(
-                f"SELECT field_id, scope, value, record_id FROM unique_keys WHERE {by_record}",
-                record_args,
-            ):
-                rec = records.get(rid)
-                if rec is not None:
-                    rec.keys[field_id] = rec.stored_keys[field_id] = (scope, value)
-                    self.unique[(field_id, scope, value)] = rid
-            for field_id, value, rid in tx.execute(
-                f"SELECT field_id, value, record_id FROM match_keys WHERE {by_record}",
-                record_args,
-            ):
-                rec = records.get(rid)
-                if rec is not None:
-                    rec.matches[field_id] = rec.stored_matches[field_id] = value
+                rec = records[row[0]] = StoredRecord(*row[:6], data=orjson.loads(row[6]))
+                keys, matches = rec.keys, rec.matches
+                for f, k in derived_keys(module, rec.data):
+                    if f.is_key:
+                        keys[f.id] = (0, k)
+                        unique[(f.id, 0, k)] = rec.id
+                    else:
+                        matches[f.id] = k
+                rec.stored_keys, rec.stored_matches = dict(keys), dict(matches)
+            if module.user_key_fields:
+                self.read_user_keys(part)
+
+    def read_user_keys(self, ids: Sequence[int]) -> None:
+        """User-based external keys: their scope (the writer) is only in ``unique_keys``."""
+        tx, records = self.tx, self.records
+        by_record, args = tx.member_of("record_id", ids, "bigint")
+        for field_id, scope, value, rid in tx.execute(
+            "SELECT field_id, scope, value, record_id FROM unique_keys "
+            f"WHERE scope <> 0 AND {by_record}", args,
+        ):
+            rec = records.get(rid)
+            if rec is not None:
+                rec.keys[field_id] = rec.stored_keys[field_id] = (scope, value)
+                self.unique[(field_id, scope, value)] = rid
 
     def check_lookups(self, cands: list[Candidate]) -> None:
         """Which lookup targets exist: one query per target module."""
@@ -338,9 +347,9 @@ class Batch:
                 self.move_key(rec, f, k)
             else:
                 self.move_match(rec, f, k)
-        if self.module.field("Full_Name") is not None:
-            names = [data.get("First_Name"), data.get("Last_Name")]
-            data["Full_Name"] = " ".join(n for n in names if n) or None
+        if self.full_name:
+            first, last = data.get("First_Name"), data.get("Last_Name")
+            data["Full_Name"] = (f"{first} {last}" if first and last else first or last) or None
         return rec
 
     def move_key(self, rec: StoredRecord, f: Field, new: str | None) -> None:

@@ -33,6 +33,8 @@ CUSTOM_FIELD_TYPES: dict[str, int | None] = {
 MAX_LENGTH = {"text": 255, "textarea": 32000, "email": 100, "phone": 50, "picklist": 255,
               "multiselectpicklist": 5000, "integer": 9, "bigint": 18, "double": 16,
               "currency": 16, "percent": 5, "website": 450}
+# Types whose valid values are any string up to the field's length (validated by _string).
+PLAIN_TEXT_TYPES = frozenset({"text", "textarea", "picklist"})
 UNIQUE_CAPABLE = frozenset({"text", "email", "phone", "integer", "bigint", "website"})
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-'&!#$*/=?^`{|}~]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
@@ -68,10 +70,16 @@ def _too_long(length: int) -> InvalidValue:
     return InvalidValue({"maximum_length": length})
 
 
+_SCALARS = (str, int, float)
+
+
 def _string(field: Field, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, _SCALARS):
         raise _expected(field.data_type)
-    text = value if isinstance(value, str) else str(value)
+    else:
+        text = value if isinstance(value, str) else str(value)
     if text == "":
         return None
     if "\x00" in text:  # no database stores a NUL in text (PostgreSQL refuses it)

@@ -7,13 +7,14 @@ several server processes see each other's custom fields at once.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from crmlite.schema.datatypes import JSON_TYPES, VALIDATORS, read_only_value
+from crmlite.schema.datatypes import JSON_TYPES, PLAIN_TEXT_TYPES, VALIDATORS, read_only_value
 from crmlite.store.base import Store, Tx
 
 
@@ -41,6 +42,10 @@ class Field:
 
     # datatypes' validator for this field's data type
     validator: Callable[[Field, Any], Any] = field(init=False)
+    # A writable text field: a string that fits (``max_length``, no NUL) is stored as given,
+    # without calling the validator (records/validation.py's fast path).
+    plain_text: bool = field(init=False, default=False)
+    max_length: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.is_key = self.unique or self.external_type is not None
@@ -48,6 +53,8 @@ class Field:
         self.validator = VALIDATORS.get(self.data_type, read_only_value)
         if self.data_type == "autonumber":
             self.read_only = True
+        self.plain_text = self.data_type in PLAIN_TEXT_TYPES and not self.read_only
+        self.max_length = self.length or sys.maxsize
 
     @property
     def json_type(self) -> str:
@@ -83,6 +90,10 @@ class Module:
     external_fields: list[Field] = field(default_factory=list)
     unique_fields: list[Field] = field(default_factory=list)
     key_fields: list[Field] = field(default_factory=list)
+    # The matched fields whose key rows follow from a record's values alone (all but
+    # user-based external fields, whose rows also name the user who wrote them).
+    derived_key_fields: list[Field] = field(default_factory=list)
+    user_key_fields: list[Field] = field(default_factory=list)
     mandatory_fields: list[Field] = field(default_factory=list)
 
     def field(self, api_name: str) -> Field | None:
@@ -102,6 +113,9 @@ class Module:
         self.match_field = system if system is not None and not system.is_key else None
         if self.match_field is not None:
             self.match_field.is_matched = True
+        self.user_key_fields = [f for f in fields if f.external_type == "user"]
+        self.derived_key_fields = [f for f in fields if f.is_matched
+                                   and f.external_type != "user"]
 
 
 @dataclass(slots=True)
