@@ -7,6 +7,7 @@ worker lets the kernel balance connections across them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import signal
@@ -46,9 +47,20 @@ def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> Non
     except OSError as exc:
         sys.exit(f"crmlite: cannot listen on {host}:{port}: {exc.strerror or exc}")
     store = open_store(database_url)
-    server = uvicorn.Server(_config(create_app(store)))
+    config = _config(create_app(store))
+    server = uvicorn.Server(config)
+
+    async def serve_then_close() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            close_on_loop = getattr(store, "close_on_loop", None)
+            if close_on_loop is not None:  # connections bound to this loop (PostgreSQL)
+                await close_on_loop()
+
     try:
-        server.run(sockets=[sock])
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(serve_then_close())
     finally:
         store.close()
 

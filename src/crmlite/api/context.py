@@ -15,6 +15,7 @@ from crmlite.auth.tokens import TokenRefused
 from crmlite.errors import RequestError, invalid_module
 from crmlite.schema.dictionary import Module
 from crmlite.store.base import Store
+from crmlite.store.bridge import greenlet_spawn
 
 VERSIONS = {"v2": 2.0, "v2.1": 2.1, "v3": 3.0, "v4": 4.0, "v5": 5.0, "v6": 6.0, "v7": 7.0,
             "v8": 8.0}
@@ -26,9 +27,17 @@ def store_of(request: Request) -> Store:
 
 
 async def run(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call the engine: inline for SQLite (one writer, no thread hop), in a thread otherwise."""
-    if store_of(request).dialect == "sqlite":
+    """Call the engine on the event loop.
+
+    SQLite: inline (one writer, no thread hop). PostgreSQL: in a greenlet, whose store
+    calls await asyncpg on this loop while other requests run (store/bridge.py). Any
+    other store: in a thread.
+    """
+    dialect = store_of(request).dialect
+    if dialect == "sqlite":
         return fn(*args, **kwargs)
+    if dialect == "postgresql":
+        return await greenlet_spawn(fn, *args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
 
 

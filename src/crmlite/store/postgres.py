@@ -1,9 +1,16 @@
 """PostgreSQL backend: many server processes, one database.
 
-Each process holds a connection pool; the engine's calls run in worker threads, each
-borrowing a connection for one read or one write transaction (READ COMMITTED, so every
-statement sees what committed before it, in particular what a writer that held a lock
-this transaction now holds committed).
+Two drivers, one store. On the server's event loop the engine runs through the greenlet
+bridge (:mod:`crmlite.store.bridge`, ``api/context.py`` ``run()``) and talks to asyncpg:
+no thread hop, asyncpg's binary protocol, statements prepared once per connection. Sync
+callers outside any greenlet (the CLI, ``bootstrap``, the tests and benches that call the
+engine directly, the statistics keeper) get psycopg, as before. :meth:`PostgresStore.write`
+and :meth:`PostgresStore.read` pick the driver by where they are called from; both give
+the engine the same :class:`~crmlite.store.base.Tx` behaviour.
+
+Each transaction borrows a pooled connection for one read or one write transaction
+(READ COMMITTED, so every statement sees what committed before it, in particular what a
+writer that held a lock this transaction now holds committed).
 
 Writers are serialised per key with transaction-scoped advisory locks: a batch locks all
 its keys, then the records they matched, each set in sorted order in one statement, so
@@ -16,10 +23,14 @@ pool's timeout gets :class:`StoreBusy`. Both are Zoho's 429, never a 500.
 
 The engine's ``executemany`` statements run as one set-based statement each (see
 :func:`set_based`), and the hot tables are analysed as they grow (:class:`StatisticsKeeper`).
+asyncpg prepares every statement; its sessions run with ``plan_cache_mode =
+force_custom_plan``, so a statement is parsed once but planned with the statistics of the
+moment (perf-anchors.md, pitfall 1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -29,6 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
@@ -36,6 +48,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crmlite.store import migrations
 from crmlite.store.base import ConflictError, Row, StoreBusy
+from crmlite.store.bridge import await_only, bridged
 from crmlite.store.migrations import ID_BASE
 
 _RETRYABLE = (
@@ -48,6 +61,17 @@ _RETRYABLE = (
     # commit there is room again.
     pg_errors.OutOfMemory,
 )
+# The same failures as asyncpg raises them.
+_RETRYABLE_ON_LOOP = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.OutOfMemoryError,
+)
+# A connection that could not be opened (the server is down, restarting, or has no slot
+# left): the request is answered "busy", as when the pool has no connection free.
+_UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
 DEFAULT_POOL_SIZE = 8
 DEFAULT_LOCK_TIMEOUT = "10s"
@@ -74,9 +98,43 @@ def _pg(sql: str) -> str:
     return translated
 
 
+_NUMBERED_CACHE: dict[str, str] = {}
+_NUMBERED_CACHE_SIZE = 2048  # search statements vary with the query; keep the cache bounded
+
+
+def _numbered(sql: str) -> str:
+    """The engine's ``?`` placeholders in asyncpg's spelling, ``$1``, ``$2``, …"""
+    translated = _NUMBERED_CACHE.get(sql)
+    if translated is None:
+        head, *rest = sql.split("?")
+        translated = head + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+        if len(_NUMBERED_CACHE) >= _NUMBERED_CACHE_SIZE:
+            _NUMBERED_CACHE.clear()
+        _NUMBERED_CACHE[sql] = translated
+    return translated
+
+
 def key_lock_id(key: str) -> int:
     """The advisory lock (a signed 64-bit number) that stands for a key's name."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def lock_id(name: str) -> int:
+    """The advisory lock for a lock name of the engine.
+
+    A record (``{org}:record:{id}``) is locked by its id itself: ids are unique across
+    orgs and fit a bigint, so no hash is needed. Any other name is a key
+    (``{org}:{field}:{scope}:{value}``, four parts or more) and locked by its hash.
+    """
+    parts = name.split(":")
+    if len(parts) == 3 and parts[1] == "record" and parts[2].isdigit():
+        return int(parts[2])
+    return key_lock_id(name)
+
+
+def lock_ids(names: Iterable[str]) -> list[int]:
+    """The sorted, distinct advisory locks of the names: the order every writer locks in."""
+    return sorted({lock_id(n) for n in names})
 
 
 Columns = dict[str, dict[str, str]]  # table -> column -> SQL type
@@ -100,7 +158,7 @@ def _assignments(text: str, separator: re.Pattern[str] | str) -> list[str] | Non
     return names
 
 
-def set_based(sql: str, columns: Columns) -> str | None:
+def set_based(sql: str, columns: Columns, numbered: bool = False) -> str | None:
     """One statement over ``unnest`` arrays that does what ``executemany(sql)`` does, or
     None when ``sql`` is not one of the shapes it knows.
 
@@ -109,7 +167,8 @@ def set_based(sql: str, columns: Columns) -> str | None:
     ``UPDATE … FROM unnest(…)`` and ``DELETE … USING unnest(…)``: one round trip and one
     plan for the whole batch instead of one statement per row (perf-anchors.md §2). Each
     array is passed in binary (pitfall 2) and cast to its column's type. The rows of an
-    UPDATE must not name one target row twice (the engine's never do).
+    UPDATE must not name one target row twice (the engine's never do). ``numbered``: the
+    arrays as ``$1``, ``$2``, … (asyncpg) instead of psycopg's ``%b``.
     """
     if found := _INSERT.fullmatch(sql):
         table, names = found[1], [c.strip() for c in found[2].split(",")]
@@ -131,7 +190,8 @@ def set_based(sql: str, columns: Columns) -> str | None:
     every = [*set_names, *where_names]
     if any(n.lower() not in types for n in every):
         return None
-    arrays = ", ".join(f"%b::{types[n.lower()]}[]" for n in every)
+    arrays = ", ".join(f"${i}::{types[n.lower()]}[]" if numbered else f"%b::{types[n.lower()]}[]"
+                       for i, n in enumerate(every, 1))
     aliases = ", ".join(f"c{i}" for i in range(len(every)))
     if sql.lstrip()[:6].upper() == "INSERT":
         return f"INSERT INTO {table} ({', '.join(every)}) SELECT * FROM unnest({arrays})"
@@ -149,6 +209,7 @@ class Catalog:
     def __init__(self, columns: Columns) -> None:
         self.columns = columns
         self.statements: dict[str, str | None] = {}
+        self.numbered_statements: dict[str, str | None] = {}
 
     @classmethod
     def read(cls, conn: psycopg.Connection) -> Catalog:
@@ -167,6 +228,13 @@ class Catalog:
             return self.statements[sql]
         except KeyError:
             statement = self.statements[sql] = set_based(sql, self.columns)
+            return statement
+
+    def set_based_numbered(self, sql: str) -> str | None:
+        try:
+            return self.numbered_statements[sql]
+        except KeyError:
+            statement = self.numbered_statements[sql] = set_based(sql, self.columns, True)
             return statement
 
 
@@ -195,7 +263,7 @@ class PostgresTx:
             cur.executemany(_pg(sql), rows)  # pipelined: one round trip for the batch
 
     def lock_keys(self, keys: Iterable[str]) -> None:
-        ids = sorted({key_lock_id(k) for k in keys})
+        ids = lock_ids(keys)
         if ids:
             # One statement, locks taken in ascending order: two batches that share keys
             # queue on the first shared one instead of deadlocking.
@@ -213,6 +281,76 @@ class PostgresTx:
         rows = self.conn.execute(
             "SELECT nextval('record_ids') FROM generate_series(1, %s)", (count,)
         ).fetchall()
+        return sorted(r[0] for r in rows)
+
+_LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k"
+
+
+class LoopTx:
+    """A transaction on an asyncpg connection, for sync code under :func:`greenlet_spawn`.
+
+    A write transaction's ``BEGIN`` waits for its first statement: when that is
+    :meth:`lock_keys` (the engine's always is), ``BEGIN`` and the locks go to the server as
+    one simple query, one round trip instead of two. Rows come back as tuples, as
+    psycopg's do.
+    """
+
+    __slots__ = ("begin", "catalog", "conn")
+
+    def __init__(self, conn: asyncpg.Connection, catalog: Catalog, begin: bool) -> None:
+        self.conn = conn
+        self.catalog = catalog
+        self.begin = begin  # a write transaction whose BEGIN is not sent yet
+
+    def _begun(self) -> None:
+        if self.begin:
+            self.begin = False
+            await_only(self.conn.execute("BEGIN"))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self.begin:
+            self._begun()
+        return [tuple(r) for r in await_only(self.conn.fetch(_numbered(sql), *params))]
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        if self.begin:
+            self._begun()
+        if len(rows) > 1:
+            statement = self.catalog.set_based_numbered(sql)
+            if statement is not None:
+                await_only(self.conn.execute(statement,
+                                             *[list(c) for c in zip(*rows, strict=True)]))
+                return
+            await_only(self.conn.executemany(_numbered(sql), rows))  # pipelined
+            return
+        await_only(self.conn.execute(_numbered(sql), *rows[0]))
+
+    def lock_keys(self, keys: Iterable[str]) -> None:
+        ids = lock_ids(keys)
+        if not ids:
+            return
+        if self.begin:
+            # Integers only, so inlining them is safe; a simple query may hold two statements.
+            self.begin = False
+            await_only(self.conn.execute(
+                "BEGIN; SELECT pg_advisory_xact_lock(k) "
+                f"FROM unnest('{{{','.join(map(str, ids))}}}'::bigint[]) AS k ORDER BY k"))
+        else:
+            await_only(self.conn.execute(_LOCK, ids))
+
+    def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
+        return f"{column} = ANY(?::{sql_type}[])", [list(values)]
+
+    def next_ids(self, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        if self.begin:
+            self._begun()
+        rows = await_only(self.conn.fetch(
+            "SELECT nextval('record_ids') FROM generate_series(1, $1::int)", count))
         return sorted(r[0] for r in rows)
 
 
@@ -270,13 +408,89 @@ class StatisticsKeeper:
 
 def _session_settings(url: str) -> list[str]:
     """``SET`` statements for every pooled session; what the URL's options set wins."""
+    return [f"SET {name} = '{value}'" for name, value in _session_defaults(url).items()]
+
+
+def _session_defaults(url: str) -> dict[str, str]:
     options = str(conninfo_to_dict(url).get("options") or "")
-    settings = []
+    settings = {}
     if "synchronous_commit" not in options:  # much as SQLite's WAL + synchronous=NORMAL
-        settings.append("SET synchronous_commit = off")
+        settings["synchronous_commit"] = "off"
     if "lock_timeout" not in options:
-        settings.append(f"SET lock_timeout = '{DEFAULT_LOCK_TIMEOUT}'")
+        settings["lock_timeout"] = DEFAULT_LOCK_TIMEOUT
     return settings
+
+
+# libpq connection parameters that asyncpg would otherwise send as server settings
+_LIBPQ_ONLY = ("connect_timeout", "application_name", "fallback_application_name")
+
+
+def _loop_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg's connection arguments for the URL, with the store's session settings."""
+    info = conninfo_to_dict(url)
+    settings = {"plan_cache_mode": "force_custom_plan", **_session_defaults(url)}
+    for name in ("application_name", "fallback_application_name"):
+        if info.get(name):
+            settings["application_name"] = str(info[name])
+    if info.get("options"):
+        settings["options"] = str(info["options"])
+    args: dict[str, Any] = {"server_settings": settings,
+                            "timeout": float(info.get("connect_timeout") or 10)}
+    for name in ("host", "port", "user", "password", "dbname", "sslmode", "passfile"):
+        if info.get(name):
+            args["database" if name == "dbname" else name] = (
+                int(info[name]) if name == "port" and "," not in str(info[name])
+                else str(info[name]))
+    return args
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is: every lock the store takes ends with its
+    transaction, and sessions change no settings (asyncpg's default reset would cost a
+    round trip per request)."""
+
+
+class LoopPool:
+    """An asyncpg pool bound to one event loop, opened by the first request on it."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.args = _loop_connect_args(url)
+        self.size = size
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.opening: asyncio.Task[asyncpg.Pool] | None = None
+
+    def get(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self.pool is not None and self.loop is loop:
+            return self.pool
+        opening = self.opening
+        if opening is None or opening.get_loop() is not loop or (
+                opening.done() and (opening.cancelled() or opening.exception() is not None)):
+            if self.pool is not None:  # left behind by a loop that is gone
+                self.abandon()
+            opening = self.opening = loop.create_task(self._open())
+        pool = await_only(opening)
+        self.pool, self.loop = pool, loop
+        return pool
+
+    async def _open(self) -> asyncpg.Pool:
+        return await asyncpg.create_pool(min_size=1, max_size=self.size, reset=_keep_session,
+                                         max_inactive_connection_lifetime=0, **self.args)
+
+    def abandon(self) -> None:
+        pool, self.pool, self.loop, self.opening = self.pool, None, None, None
+        if pool is not None:
+            try:
+                pool.terminate()
+            except Exception:  # its loop is closed: the sockets close with the process
+                log.debug("could not terminate an asyncpg pool", exc_info=True)
+
+    async def close(self) -> None:
+        """Close the pool from its own loop (the server does, before its loop ends)."""
+        pool, self.pool, self.loop, self.opening = self.pool, None, None, None
+        if pool is not None:
+            await pool.close()
 
 
 class PostgresStore:
@@ -307,6 +521,7 @@ class PostgresStore:
             name="crmlite",
             open=True,
         )
+        self.loop_pool = LoopPool(url, max(size, 1))
         self.statistics = StatisticsKeeper(self.pool)
 
     def _migrate(self, conn: psycopg.Connection) -> None:
@@ -327,6 +542,7 @@ class PostgresStore:
             conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
                          (str(migrations.latest()),))
 
+    # -- sync callers: psycopg ----------------------------------------------------------------
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
         try:
@@ -336,7 +552,11 @@ class PostgresStore:
             raise StoreBusy(f"no database connection free within {POOL_TIMEOUT:g} s") from exc
 
     @contextmanager
-    def write(self) -> Iterator[PostgresTx]:
+    def write(self) -> Iterator[PostgresTx | LoopTx]:
+        if bridged():
+            with self._write_on_loop() as loop_tx:
+                yield loop_tx
+            return
         with self._connection() as conn:
             try:
                 with conn.transaction():
@@ -350,12 +570,73 @@ class PostgresStore:
         self.statistics.wrote()
 
     @contextmanager
-    def read(self) -> Iterator[PostgresTx]:
+    def read(self) -> Iterator[PostgresTx | LoopTx]:
+        if bridged():
+            with self._read_on_loop() as loop_tx:
+                yield loop_tx
+            return
         with self._connection() as conn:
             try:
                 yield PostgresTx(conn, self.catalog)
             except _RETRYABLE as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
                 raise StoreBusy(str(exc)) from exc
 
+    # -- on the event loop, under greenlet_spawn: asyncpg -------------------------------------
+    def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+        try:
+            pool = self.loop_pool.get()
+            return pool, await_only(pool.acquire(timeout=POOL_TIMEOUT))
+        except TimeoutError as exc:
+            raise StoreBusy(f"no database connection free within {POOL_TIMEOUT:g} s") from exc
+        except _UNREACHABLE as exc:
+            raise StoreBusy(f"cannot connect to the database: {exc}") from exc
+
+    @contextmanager
+    def _write_on_loop(self) -> Iterator[LoopTx]:
+        pool, conn = self._acquire()
+        try:
+            tx = LoopTx(conn, self.catalog, begin=True)
+            try:
+                yield tx
+                if not tx.begin:
+                    await_only(conn.execute("COMMIT"))
+            except BaseException:
+                if not tx.begin:
+                    self._roll_back(conn)
+                raise
+        except _RETRYABLE_ON_LOOP as exc:
+            raise ConflictError(str(exc)) from exc
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+            if conn.is_closed():  # the server closed the connection: retry on a fresh one
+                raise ConflictError(str(exc)) from exc
+            raise
+        finally:
+            await_only(pool.release(conn))
+        self.statistics.wrote()
+
+    @staticmethod
+    def _roll_back(conn: asyncpg.Connection) -> None:
+        if conn.is_closed():
+            return
+        try:
+            await_only(conn.execute("ROLLBACK"))
+        except BaseException:  # a broken connection (or a greenlet being torn down)
+            conn.terminate()
+
+    @contextmanager
+    def _read_on_loop(self) -> Iterator[LoopTx]:
+        pool, conn = self._acquire()
+        try:
+            yield LoopTx(conn, self.catalog, begin=False)
+        except _RETRYABLE_ON_LOOP as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
+            raise StoreBusy(str(exc)) from exc
+        finally:
+            await_only(pool.release(conn))
+
+    async def close_on_loop(self) -> None:
+        """Close the event loop's connections; the server calls it before its loop ends."""
+        await self.loop_pool.close()
+
     def close(self) -> None:
+        self.loop_pool.abandon()
         self.pool.close()
