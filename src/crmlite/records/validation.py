@@ -17,7 +17,9 @@ from crmlite.schema.dictionary import Field, Module
 @dataclass(slots=True)
 class Candidate:
     index: int
-    values: dict[Field, Any] = field(default_factory=dict)
+    # the values to write by api_name (None: clear the field), and whether any is None
+    values: dict[str, Any] = field(default_factory=dict)
+    clears: bool = False
     owner_id: int | None = None
     target_id: int | None = None  # update by id
     target_key: str | None = None  # update by external value (X-EXTERNAL)
@@ -92,7 +94,9 @@ def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -
                 if not cand.lookups:
                     cand.lookups = []
                 cand.lookups.append((f, int(value["id"])))
-        values[f] = value
+        values[f.api_name] = value
+        if value is None:
+            cand.clears = True
         if f.is_matched:
             keys[f] = datatypes.key_of(f, value)
     return cand

@@ -88,7 +88,8 @@ class Batch:
         self.matches: dict[tuple[int, str], list[int]] = {}
         self.records: dict[int, StoredRecord] = {}
         self.existing_lookups: set[tuple[str, int]] = set()
-        self.new_ids: list[int] = []
+        self.new_ids: list[int] = []  # handed out, not yet used (last first)
+        self.unplanned = 0  # records of the batch not planned yet
         self.by: Field | None = None  # update addressed by this external field
         self.full_name = module.field("Full_Name") is not None
         self.unmodified_since: int | None = None  # If-Unmodified-Since, epoch seconds
@@ -222,6 +223,7 @@ class Batch:
     # -- planning ---------------------------------------------------------------------------
     def plan(self, c: Candidate, mode: Mode, order: list[Field]) -> Outcome:
         out = Outcome(c.index)
+        self.unplanned -= 1
         if c.error is not None:
             out.error = c.error
             return out
@@ -292,11 +294,12 @@ class Batch:
 
     def check_mandatory(self, c: Candidate, inserting: bool) -> RecordError | None:
         for f in self.module.mandatory_fields:
+            name = f.api_name
             if inserting:
-                if c.values.get(f) is None:
-                    return mandatory_missing(c.index, f.api_name)
-            elif f in c.values and c.values[f] is None:
-                return mandatory_missing(c.index, f.api_name)
+                if c.values.get(name) is None:
+                    return mandatory_missing(c.index, name)
+            elif name in c.values and c.values[name] is None:
+                return mandatory_missing(c.index, name)
         return None
 
     def check_duplicates(self, c: Candidate, target: int | None) -> RecordError | None:
@@ -327,8 +330,8 @@ class Batch:
     def apply(self, c: Candidate, target: int | None) -> StoredRecord:
         user_id, now = self.principal.user.id, self.now
         if target is None:
-            rec = StoredRecord(self.new_ids.pop(), c.owner_id or user_id, user_id, now, user_id,
-                               now, {}, is_new=True)
+            rec = StoredRecord(self.new_id(), c.owner_id or user_id, user_id, now, user_id,
+                               now, c.values.copy(), is_new=True)
             self.records[rec.id] = rec
         else:
             rec = self.records[target]
@@ -336,12 +339,11 @@ class Batch:
             rec.modified_by, rec.modified_time = user_id, now
             if c.owner_id is not None:
                 rec.owner_id = c.owner_id
+            rec.data.update(c.values)
         data = rec.data
-        for f, value in c.values.items():
-            if value is None:
-                data.pop(f.api_name, None)
-            else:
-                data[f.api_name] = value
+        if c.clears:  # a stored record holds no empty values
+            for name in [name for name, value in c.values.items() if value is None]:
+                del data[name]
         for f, k in c.keys.items():
             if f.is_key:
                 self.move_key(rec, f, k)
@@ -351,6 +353,12 @@ class Batch:
             first, last = data.get("First_Name"), data.get("Last_Name")
             data["Full_Name"] = (f"{first} {last}" if first and last else first or last) or None
         return rec
+
+    def new_id(self) -> int:
+        """The next new record id; they are handed out for the rest of the batch at once."""
+        if not self.new_ids:
+            self.new_ids = self.tx.next_ids(self.unplanned + 1)[::-1]  # + this one
+        return self.new_ids.pop()
 
     def move_key(self, rec: StoredRecord, f: Field, new: str | None) -> None:
         old = rec.keys.get(f.id)
@@ -499,8 +507,7 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                 valid = [c for c in cands if c.error is None]
                 tx.lock_keys(batch.lock_names(valid))
                 batch.prefetch(valid)
-                if mode != "update":
-                    batch.new_ids = tx.next_ids(len(valid))[::-1]
+                batch.unplanned = len(cands)
                 outcomes = [batch.plan(c, mode, order) for c in cands]
                 batch.write()
                 return outcomes

@@ -11,6 +11,11 @@ waits for the write lock sleeps in SQLite's busy handler (blocking its event loo
 and the hand-over is unfair, so p99 latency grows to seconds (perf-anchors.md §4).
 One writer process is the default for that reason.
 
+The writer never copies the WAL back into the database file itself (that costs page
+writes and an fsync inside the commit that triggers it, blocking the event loop): a
+:class:`Checkpointer` thread with its own connection does it a few times a second, with
+``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks a writer or a reader.
+
 The URL is ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``;
 ``?busy_timeout=MS`` sets how long a writer waits for the write lock (default 10 s)
 before its batch is retried (and, after the engine's last attempt, refused with 429).
@@ -18,7 +23,9 @@ before its batch is retried (and, after the engine's last attempt, refused with 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +37,9 @@ from crmlite.store.base import ConflictError, Row, placeholders
 from crmlite.store.migrations import ID_BASE
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_INTERVAL = 0.25  # seconds between two passive checkpoints
+
+log = logging.getLogger("crmlite.store")
 
 
 class SQLiteTx:
@@ -79,6 +89,35 @@ def parse_url(url: str) -> tuple[str, int]:
     return path or ":memory:", max(busy, 0)
 
 
+class Checkpointer(threading.Thread):
+    """Copies committed WAL frames into the database file, off the writer's thread.
+
+    SQLite releases the GIL while it checkpoints, so the copy and its fsync run beside
+    the server's event loop instead of inside one of its commits.
+    """
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
+        super().__init__(name="crmlite-sqlite-checkpointer", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self.stopping.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. busy: the next round tries again
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
 class SQLiteStore:
     dialect = "sqlite"
 
@@ -99,6 +138,11 @@ class SQLiteStore:
         except BaseException:
             self.conn.close()
             raise
+        self.checkpointer: Checkpointer | None = None
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(self.path)
+            self.checkpointer.start()
 
     def _migrate(self) -> None:
         with self.write() as tx:
@@ -142,4 +186,7 @@ class SQLiteStore:
         yield self._tx
 
     def close(self) -> None:
-        self.conn.close()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
+        self.conn.close()  # the last connection to close checkpoints what is left
