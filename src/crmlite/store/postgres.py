@@ -158,7 +158,7 @@ def _assignments(text: str, separator: re.Pattern[str] | str) -> list[str] | Non
     return names
 
 
-def set_based(sql: str, columns: Columns, numbered: bool = False) -> str | None:
+def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1) -> str | None:
     """One statement over ``unnest`` arrays that does what ``executemany(sql)`` does, or
     None when ``sql`` is not one of the shapes it knows.
 
@@ -168,7 +168,7 @@ def set_based(sql: str, columns: Columns, numbered: bool = False) -> str | None:
     plan for the whole batch instead of one statement per row (perf-anchors.md §2). Each
     array is passed in binary (pitfall 2) and cast to its column's type. The rows of an
     UPDATE must not name one target row twice (the engine's never do). ``numbered``: the
-    arrays as ``$1``, ``$2``, … (asyncpg) instead of psycopg's ``%b``.
+    arrays as ``$first``, ``$first+1``, … (asyncpg) instead of psycopg's ``%b``.
     """
     if found := _INSERT.fullmatch(sql):
         table, names = found[1], [c.strip() for c in found[2].split(",")]
@@ -191,7 +191,7 @@ def set_based(sql: str, columns: Columns, numbered: bool = False) -> str | None:
     if any(n.lower() not in types for n in every):
         return None
     arrays = ", ".join(f"${i}::{types[n.lower()]}[]" if numbered else f"%b::{types[n.lower()]}[]"
-                       for i, n in enumerate(every, 1))
+                       for i, n in enumerate(every, first))
     aliases = ", ".join(f"c{i}" for i in range(len(every)))
     if sql.lstrip()[:6].upper() == "INSERT":
         return f"INSERT INTO {table} ({', '.join(every)}) SELECT * FROM unnest({arrays})"
@@ -209,7 +209,8 @@ class Catalog:
     def __init__(self, columns: Columns) -> None:
         self.columns = columns
         self.statements: dict[str, str | None] = {}
-        self.numbered_statements: dict[str, str | None] = {}
+        self.numbered_statements: dict[str, tuple[str, str] | None] = {}
+        self.combinations: dict[tuple[str, ...], str] = {}
 
     @classmethod
     def read(cls, conn: psycopg.Connection) -> Catalog:
@@ -230,11 +231,37 @@ class Catalog:
             statement = self.statements[sql] = set_based(sql, self.columns)
             return statement
 
-    def set_based_numbered(self, sql: str) -> str | None:
+    def set_based_numbered(self, sql: str) -> tuple[str, str] | None:
+        """The table ``executemany(sql)`` writes and its set-based form, numbered."""
         try:
             return self.numbered_statements[sql]
         except KeyError:
-            statement = self.numbered_statements[sql] = set_based(sql, self.columns, True)
+            statement = set_based(sql, self.columns, True)
+            found = statement and (_INSERT.fullmatch(sql) or _UPDATE.fullmatch(sql)
+                                   or _DELETE.fullmatch(sql))
+            planned = self.numbered_statements[sql] = (
+                (found[1].lower(), statement) if found and statement else None)
+            return planned
+
+    def combined(self, writes: tuple[str, ...]) -> str:
+        """One statement doing the set-based forms of ``writes`` (each on its own table):
+        all but the last as data-modifying CTEs, their arrays numbered one after another.
+
+        The parts run on one snapshot in no fixed order, which is the same as running them
+        one after another as long as none reads another's table (each writes one table the
+        others do not touch, and the schema has no foreign keys or triggers between them).
+        """
+        try:
+            return self.combinations[writes]
+        except KeyError:
+            parts, first = [], 1
+            for sql in writes:
+                part = set_based(sql, self.columns, True, first)
+                assert part is not None
+                parts.append(part)
+                first += part.count("$")
+            head = ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts[:-1]))
+            statement = self.combinations[writes] = f"WITH {head} {parts[-1]}"
             return statement
 
 
@@ -289,57 +316,81 @@ _LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY
 class LoopTx:
     """A transaction on an asyncpg connection, for sync code under :func:`greenlet_spawn`.
 
-    A write transaction's ``BEGIN`` waits for its first statement: when that is
-    :meth:`lock_keys` (the engine's always is), ``BEGIN`` and the locks go to the server as
-    one simple query, one round trip instead of two. Rows come back as tuples, as
-    psycopg's do.
+    Round trips are what a batch costs here, so the transaction saves them where the
+    engine cannot tell the difference:
+
+    - a write transaction's ``BEGIN`` waits for its first statement: when that is
+      :meth:`lock_keys` (the engine's always is), ``BEGIN`` and the locks go to the server
+      as one simple query;
+    - ``executemany`` returns nothing, so its set-based statement waits until the next
+      statement, ``COMMIT`` or a write to the same table; the writes waiting then go as
+      one statement (:meth:`Catalog.combined`).
+
+    Rows come back as tuples, as psycopg's do.
     """
 
-    __slots__ = ("begin", "catalog", "conn")
+    __slots__ = ("begin", "catalog", "conn", "writes")
 
     def __init__(self, conn: asyncpg.Connection, catalog: Catalog, begin: bool) -> None:
         self.conn = conn
         self.catalog = catalog
         self.begin = begin  # a write transaction whose BEGIN is not sent yet
+        self.writes: list[tuple[str, str, list[list[Any]]]] = []  # (sql, table, arrays)
 
-    def _begun(self) -> None:
+    def _ready(self) -> None:
+        """Send what waits (BEGIN, writes) before a statement whose answer is needed."""
         if self.begin:
             self.begin = False
             await_only(self.conn.execute("BEGIN"))
+        if self.writes:
+            self.flush()
+
+    def flush(self) -> None:
+        writes, self.writes = self.writes, []
+        if len(writes) == 1:
+            sql, _, arrays = writes[0]
+            planned = self.catalog.set_based_numbered(sql)
+            assert planned is not None
+            await_only(self.conn.execute(planned[1], *arrays))
+            return
+        statement = self.catalog.combined(tuple(w[0] for w in writes))
+        await_only(self.conn.execute(statement, *[a for w in writes for a in w[2]]))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self.begin:
-            self._begun()
+        if self.begin or self.writes:
+            self._ready()
         return [tuple(r) for r in await_only(self.conn.fetch(_numbered(sql), *params))]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if not rows:
             return
-        if self.begin:
-            self._begun()
-        if len(rows) > 1:
-            statement = self.catalog.set_based_numbered(sql)
-            if statement is not None:
-                await_only(self.conn.execute(statement,
-                                             *[list(c) for c in zip(*rows, strict=True)]))
-                return
-            await_only(self.conn.executemany(_numbered(sql), rows))  # pipelined
+        planned = self.catalog.set_based_numbered(sql)
+        if planned is None:
+            self._ready()
+            if len(rows) > 1:
+                await_only(self.conn.executemany(_numbered(sql), rows))  # pipelined
+            else:
+                await_only(self.conn.execute(_numbered(sql), *rows[0]))
             return
-        await_only(self.conn.execute(_numbered(sql), *rows[0]))
+        table = planned[0]
+        if any(w[1] == table for w in self.writes):  # keep the order of writes to one table
+            self.flush()
+        self.writes.append((sql, table, [list(c) for c in zip(*rows, strict=True)]))
 
     def lock_keys(self, keys: Iterable[str]) -> None:
         ids = lock_ids(keys)
         if not ids:
             return
-        if self.begin:
+        if self.begin and not self.writes:
             # Integers only, so inlining them is safe; a simple query may hold two statements.
             self.begin = False
             await_only(self.conn.execute(
                 "BEGIN; SELECT pg_advisory_xact_lock(k) "
                 f"FROM unnest('{{{','.join(map(str, ids))}}}'::bigint[]) AS k ORDER BY k"))
-        else:
-            await_only(self.conn.execute(_LOCK, ids))
+            return
+        self._ready()
+        await_only(self.conn.execute(_LOCK, ids))
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -347,11 +398,17 @@ class LoopTx:
     def next_ids(self, count: int) -> list[int]:
         if count <= 0:
             return []
-        if self.begin:
-            self._begun()
+        self._ready()
         rows = await_only(self.conn.fetch(
             "SELECT nextval('record_ids') FROM generate_series(1, $1::int)", count))
         return sorted(r[0] for r in rows)
+
+    def commit(self) -> None:
+        """Send what waits, then COMMIT (nothing at all for a transaction that did nothing)."""
+        if self.begin and not self.writes:
+            return
+        self._ready()
+        await_only(self.conn.execute("COMMIT"))
 
 
 class StatisticsKeeper:
@@ -598,8 +655,7 @@ class PostgresStore:
             tx = LoopTx(conn, self.catalog, begin=True)
             try:
                 yield tx
-                if not tx.begin:
-                    await_only(conn.execute("COMMIT"))
+                tx.commit()
             except BaseException:
                 if not tx.begin:
                     self._roll_back(conn)
@@ -627,7 +683,10 @@ class PostgresStore:
     def _read_on_loop(self) -> Iterator[LoopTx]:
         pool, conn = self._acquire()
         try:
-            yield LoopTx(conn, self.catalog, begin=False)
+            tx = LoopTx(conn, self.catalog, begin=False)
+            yield tx
+            if tx.writes:  # autocommit: whatever was written goes now
+                tx.flush()
         except _RETRYABLE_ON_LOOP as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
             raise StoreBusy(str(exc)) from exc
         finally:
