@@ -71,6 +71,28 @@ def test_a_later_record_sees_an_external_value_written_earlier(api: Client) -> N
     assert api.record("Contacts", third)["Ext"] == "E1"
 
 
+def test_an_external_value_taken_away_earlier_in_the_batch_falls_back_to_email(
+        api: Client) -> None:
+    """Record 1 reaches A by Email and moves A's external value X1 to X7; record 2 then
+    carries X1, which no longer names A, so Email decides: it updates C."""
+    api.add_field("Contacts", field_label="Ext", data_type="text",
+                  external={"type": "org", "show": False})
+    made = api.upsert("Contacts", [{"Last_Name": "A", "Ext": "X1", "Email": "a@example.com"},
+                                   {"Last_Name": "C", "Email": "c@example.com"}])
+    a, c = (i["details"]["id"] for i in made.json()["data"])
+    reply = api.upsert("Contacts", [
+        {"Last_Name": "A2", "Ext": "X7", "Email": "a@example.com"},
+        {"Last_Name": "C2", "Ext": "X1", "Email": "c@example.com"},
+    ])
+    assert reply.status_code == 200, reply.text
+    items = reply.json()["data"]
+    assert [(i["action"], i["duplicate_field"], i["details"]["id"]) for i in items] == [
+        ("update", "Email", a), ("update", "Email", c)]
+    assert (api.record("Contacts", a)["Ext"], api.record("Contacts", c)["Ext"]) == ("X7", "X1")
+    listing = api.get("/crm/v8/Contacts?fields=Last_Name").json()["data"]
+    assert sorted(r["Last_Name"] for r in listing) == ["A2", "C2"]
+
+
 def test_several_matches_update_the_oldest_and_say_so(api: Client) -> None:
     made = api.post("/crm/v8/Contacts", {"data": [
         {"Last_Name": "Old", "Email": "twin@example.com"},

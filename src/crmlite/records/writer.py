@@ -75,17 +75,25 @@ def duplicate_check_order(module: Module, listed: Sequence[str] | None) -> list[
     return order
 
 
+class Replan(Exception):
+    """Planning needs values the prefetch skipped: plan the batch again, reading them all."""
+
+
 class Batch:
     """One batch's view of the keys and records it touches, inside its transaction."""
 
-    def __init__(self, tx: Tx, principal: Principal, module: Module, now: int) -> None:
+    def __init__(self, tx: Tx, principal: Principal, module: Module, now: int, mode: Mode,
+                 complete: bool = False) -> None:
         self.tx = tx
+        self.mode = mode
+        self.complete = complete  # read every match key, not only the ones expected
         self.principal = principal
         self.module = module
         self.now = now
         self.org_id = principal.org_id
         self.unique: dict[tuple[int, int, str], int] = {}
         self.matches: dict[tuple[int, str], list[int]] = {}
+        self.fetched_matches: set[str] = set()  # the match_field values read
         self.records: dict[int, StoredRecord] = {}
         self.existing_lookups: set[tuple[str, int]] = set()
         self.new_ids: list[int] = []  # handed out, not yet used (last first)
@@ -110,9 +118,16 @@ class Batch:
                 yield key_lock(self.principal, self.by, c.target_key)
 
     def prefetch(self, cands: list[Candidate]) -> None:
-        tx, module, org_id = self.tx, self.module, self.org_id
-        wanted: dict[Field, set[str]] = {}
-        match_field = module.match_field
+        """Read what planning needs: the records the batch's keys match, and their keys.
+
+        Every external and unique value is looked up (each can clash with another record);
+        the system duplicate-check field (match_keys) only in upserts, and, unless the
+        batch is ``complete``, only for records no external value matched: those go to
+        the record their external value names. Should planning need a value it skipped (an
+        earlier record of the batch took that external value away), it raises
+        :class:`Replan` and the batch is planned again, complete.
+        """
+        tx, module = self.tx, self.module
         ids: set[int] = set()
         if self.by is not None:
             targets = resolve(tx, self.principal, module, self.by,
@@ -120,41 +135,61 @@ class Batch:
             for c in cands:
                 if c.target_key is not None:
                     c.target_id = targets.get(c.target_key)
+        wanted: dict[Field, set[str]] = {}
         for c in cands:
             if c.target_id is not None:
                 ids.add(c.target_id)
             for f, k in c.keys.items():
-                if k is not None:
+                if k is not None and f.is_key:
                     wanted.setdefault(f, set()).add(k)
         for f, values in wanted.items():
-            for part in chunks(sorted(values)):
-                among, args = tx.member_of("value", part, "text")
-                if f is match_field:
-                    # oldest first: record ids grow with their creation
-                    rows = tx.execute(
-                        "SELECT value, record_id FROM match_keys "
-                        f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among} "
-                        "ORDER BY record_id",
-                        (org_id, module.id, f.id, *args),
-                    )
-                    for value, rid in rows:
-                        self.matches.setdefault((f.id, value), []).append(rid)
-                        ids.add(rid)
-                else:
-                    scope = self.scope(f)
-                    rows = tx.execute(
-                        "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND "
-                        f"module_id = ? AND field_id = ? AND scope = ? AND {among}",
-                        (org_id, module.id, f.id, scope, *args),
-                    )
-                    for value, rid in rows:
-                        self.unique[(f.id, scope, value)] = rid
-                        ids.add(rid)
+            self.fetch_unique(f, values, ids)
+        match_field = module.match_field
+        if match_field is not None and self.mode == "upsert":
+            self.fetch_matches(match_field, {
+                k for c in cands
+                if (k := c.keys.get(match_field)) is not None
+                and (self.complete or not self.matched_externally(c))}, ids)
         # Another batch may reach these records through other keys: lock them (sorted) before
         # reading them, or its update and ours would overwrite each other (PostgreSQL).
-        tx.lock_keys(f"{org_id}:record:{rid}" for rid in ids)
+        tx.lock_keys(f"{self.org_id}:record:{rid}" for rid in ids)
         self.load_records(sorted(ids))
         self.check_lookups(cands)
+
+    def fetch_unique(self, f: Field, values: set[str], ids: set[int]) -> None:
+        tx, scope = self.tx, self.scope(f)
+        for part in chunks(sorted(values)):
+            among, args = tx.member_of("value", part, "text")
+            for value, rid in tx.execute(
+                "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND "
+                f"module_id = ? AND field_id = ? AND scope = ? AND {among}",
+                (self.org_id, self.module.id, f.id, scope, *args),
+            ):
+                self.unique[(f.id, scope, value)] = rid
+                ids.add(rid)
+
+    def fetch_matches(self, f: Field, values: set[str], ids: set[int]) -> None:
+        tx = self.tx
+        self.fetched_matches |= values
+        for part in chunks(sorted(values)):
+            among, args = tx.member_of("value", part, "text")
+            # oldest first: record ids grow with their creation
+            for value, rid in tx.execute(
+                "SELECT value, record_id FROM match_keys "
+                f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among} "
+                "ORDER BY record_id",
+                (self.org_id, self.module.id, f.id, *args),
+            ):
+                self.matches.setdefault((f.id, value), []).append(rid)
+                ids.add(rid)
+
+    def matched_externally(self, c: Candidate) -> bool:
+        """Whether one of the record's external values names a stored record."""
+        for f in self.module.external_fields:
+            k = c.keys.get(f)
+            if k is not None and (f.id, self.scope(f), k) in self.unique:
+                return True
+        return False
 
     def load_records(self, ids: list[int]) -> None:
         """Read the records the batch may change, and so their key rows (records/keys.py)."""
@@ -215,6 +250,8 @@ class Batch:
             return None, False
         if f.is_key:
             return self.unique.get((f.id, self.scope(f), k)), False
+        if not self.complete and k not in self.fetched_matches:
+            raise Replan(f"{f.api_name} values not read")
         found = self.matches.get((f.id, k))
         if not found:
             return None, False
@@ -498,10 +535,11 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                             "json_path": "$.duplicate_check_fields"})
     order = duplicate_check_order(module, duplicate_check_fields) if mode == "upsert" else []
     cands = candidates(module, data, mode, path_id, by if mode == "update" else None)
+    complete = False
     for _attempt in range(MAX_ATTEMPTS):
         try:
             with store.write() as tx:
-                batch = Batch(tx, principal, module, int(time.time()))
+                batch = Batch(tx, principal, module, int(time.time()), mode, complete)
                 batch.by = by if mode == "update" else None
                 batch.unmodified_since = unmodified_since
                 valid = [c for c in cands if c.error is None]
@@ -512,6 +550,9 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                 batch.write()
                 return outcomes
         except ConflictError:
+            continue
+        except Replan:  # rolled back before anything was written: plan again, complete
+            complete = True
             continue
     raise RequestError("TOO_MANY_REQUESTS",
                        "the records could not be written because of concurrent writes; try again",
