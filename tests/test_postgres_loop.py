@@ -1,0 +1,240 @@
+"""PostgreSQL on the event loop: the store's asyncpg path under the greenlet bridge.
+
+The server runs the engine through ``greenlet_spawn`` (api/context.py); these tests drive
+the same path directly, and read back with the sync (psycopg) path where it helps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+
+from crmlite.auth.principal import authenticate
+from crmlite.auth.tokens import create_access_token
+from crmlite.orgs import admin_user, bootstrap
+from crmlite.records.writer import write_records
+from crmlite.store import postgres
+from crmlite.store.base import ConflictError, StoreBusy
+from crmlite.store.bridge import await_only, greenlet_spawn
+from crmlite.store.migrations import ID_BASE
+from crmlite.store.postgres import Catalog, PostgresStore, lock_id, lock_ids, set_based
+from tests.pgcluster import PostgresCluster
+
+T = TypeVar("T")
+KEY_INSERT = ("INSERT INTO unique_keys (org_id, module_id, field_id, scope, value, record_id) "
+              "VALUES (?,?,?,?,?,?)")
+KEY_DELETE = ("DELETE FROM unique_keys WHERE org_id = ? AND module_id = ? AND field_id = ? "
+              "AND scope = ? AND value = ?")
+MATCH_INSERT = ("INSERT INTO match_keys (org_id, module_id, field_id, value, record_id) "
+                "VALUES (?,?,?,?,?)")
+
+
+@pytest.fixture
+def url(pg_cluster: PostgresCluster) -> Iterator[str]:
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)
+
+
+def on_loop(store: PostgresStore, fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` as the server runs it: in a greenlet on an event loop, closing the loop's pool."""
+    async def main() -> T:
+        try:
+            return await greenlet_spawn(fn, *args)
+        finally:
+            await store.close_on_loop()
+
+    return asyncio.run(main())
+
+
+class Spy:
+    """A connection that notes the first two words of each statement it executes."""
+
+    def __init__(self, conn: Any, sent: list[str]) -> None:
+        self.conn = conn
+        self.sent = sent
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.sent.append(" ".join(sql.split(" ", 2)[:2]))
+        return await self.conn.execute(sql, *args)
+
+
+def keys(url: str) -> list[tuple[str, int]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT value, record_id FROM unique_keys WHERE org_id = 1 "
+                            "ORDER BY value").fetchall()
+
+
+def test_the_engine_upserts_on_the_loop(url: str) -> None:
+    store = PostgresStore(url)
+    try:
+        org = bootstrap(store)
+        with store.read() as tx:
+            admin = admin_user(tx, org.id)
+        token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+
+        def upsert(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+            principal = authenticate(store, token)
+            assert principal is not None
+            contacts = principal.dictionary.module("Contacts")
+            return [(o.action, o.record.id) for o in
+                    write_records(store, principal, contacts, records, "upsert")
+                    if o.record is not None]
+
+        def both() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+            first = upsert([{"Last_Name": f"L{n}", "Email": f"p{n}@example.com"}
+                            for n in range(3)])
+            again = upsert([{"Last_Name": "Changed", "Email": "p1@example.com"},
+                            {"Last_Name": "New", "Email": "p9@example.com"}])
+            return first, again
+
+        first, again = on_loop(store, both)
+        assert [a for a, _ in first] == ["insert"] * 3
+        assert again[0] == ("update", first[1][1]) and again[1][0] == "insert"
+        with store.read() as tx:  # psycopg sees what asyncpg committed
+            rows = tx.execute("SELECT id, data FROM records ORDER BY id")
+        assert len(rows) == 4 and '"Changed"' in dict(rows)[first[1][1]]
+    finally:
+        store.close()
+
+
+def test_writes_to_one_table_keep_their_order_and_others_go_in_one_statement(url: str) -> None:
+    store = PostgresStore(url)
+    sent: list[str] = []
+    try:
+        with store.write() as tx:
+            tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "a", 10), (1, 1, 1, 0, "b", 11)])
+
+        def move_key() -> None:
+            with store.write() as tx:
+                tx.lock_keys(["1:1:0:a", "1:record:11", "1:record:12"])
+                tx.conn = Spy(tx.conn, sent)  # type: ignore[union-attr]
+                # "a" moves from record 10 to record 12: the DELETE must come first
+                tx.executemany(KEY_DELETE, [(1, 1, 1, 0, "a")])
+                tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "a", 12)])
+                tx.executemany(MATCH_INSERT, [(1, 1, 2, "x@example.com", 12)])
+
+        on_loop(store, move_key)
+        assert keys(url) == [("a", 12), ("b", 11)]
+        assert sent == ["DELETE FROM", "WITH w0", "COMMIT"]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT value, record_id FROM match_keys").fetchall() == [
+                ("x@example.com", 12)]
+    finally:
+        store.close()
+
+
+def test_a_lost_unique_race_on_the_loop_is_a_conflict_and_rolls_back(url: str) -> None:
+    store = PostgresStore(url, pool_size=1)
+    try:
+        with store.write() as tx:
+            tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "taken", 10)])
+
+        def race() -> str:
+            with pytest.raises(ConflictError), store.write() as tx:
+                tx.lock_keys(["1:1:0:taken", "1:1:0:free"])
+                tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "free", 11), (1, 1, 1, 0, "taken", 11)])
+            with store.write() as tx:  # the one pooled connection is fine again
+                tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "later", 12)])
+            with store.read() as tx:
+                return str(tx.execute("SELECT count(*) FROM unique_keys")[0][0])
+
+        assert on_loop(store, race) == "2"
+        assert keys(url) == [("later", 12), ("taken", 10)]
+    finally:
+        store.close()
+
+
+def test_an_error_in_the_engine_writes_nothing(url: str) -> None:
+    store = PostgresStore(url, pool_size=1)
+    try:
+        def fails() -> None:
+            with store.write() as tx:
+                tx.lock_keys(["1:1:0:k"])
+                tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "k", 10)])
+                tx.execute("SELECT 1")  # the insert has gone to the server
+                raise ValueError("planning failed")
+
+        with pytest.raises(ValueError, match="planning failed"):
+            on_loop(store, fails)
+        assert keys(url) == []
+    finally:
+        store.close()
+
+
+def test_a_lock_held_beyond_lock_timeout_is_a_conflict(pg_cluster: PostgresCluster) -> None:
+    url = pg_cluster.create_database()
+    store = PostgresStore(url + "?options=-c%20lock_timeout%3D200ms")
+    try:
+        with psycopg.connect(url) as holder, holder.transaction():
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id("1:1:0:held"),))
+
+            def blocked() -> None:
+                with store.write() as tx:
+                    tx.lock_keys(["1:1:0:held"])
+
+            with pytest.raises(ConflictError):
+                on_loop(store, blocked)
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
+
+
+def test_no_free_connection_in_time_is_store_busy(url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT", 0.2)
+    store = PostgresStore(url, pool_size=1)
+    outcome: list[str] = []
+    try:
+        def holds() -> None:
+            with store.write() as tx:
+                tx.execute("SELECT 1")
+                await_only(asyncio.sleep(0.5))
+
+        def waits() -> None:
+            try:
+                with store.read() as tx:
+                    tx.execute("SELECT 1")
+            except StoreBusy:
+                outcome.append("busy")
+
+        async def main() -> None:
+            try:
+                await asyncio.gather(greenlet_spawn(holds), greenlet_spawn(waits))
+            finally:
+                await store.close_on_loop()
+
+        asyncio.run(main())
+        assert outcome == ["busy"]
+    finally:
+        store.close()
+
+
+def test_lock_ids() -> None:
+    record = ID_BASE + 42
+    assert lock_id(f"7:record:{record}") == record  # a record is locked by its id
+    key = lock_id("7:123:0:ext-1")
+    assert key == lock_id("7:123:0:ext-1") and -(2**63) <= key < 2**63
+    assert lock_id("7:123:0:x:record:5") != 5  # a key whose value looks like a record
+    assert lock_ids(["7:123:0:b", f"7:record:{record}", "7:123:0:b"]) == sorted(
+        {lock_id("7:123:0:b"), record})
+
+
+def test_set_based_statements_numbered_for_asyncpg() -> None:
+    columns = {"unique_keys": {"org_id": "bigint", "module_id": "bigint", "field_id": "bigint",
+                               "scope": "bigint", "value": "text", "record_id": "bigint"},
+               "match_keys": {"org_id": "bigint", "module_id": "bigint", "field_id": "bigint",
+                              "value": "text", "record_id": "bigint"}}
+    assert set_based(KEY_DELETE, columns, numbered=True, first=3) == (
+        "DELETE FROM unique_keys AS t USING unnest($3::bigint[], $4::bigint[], $5::bigint[], "
+        "$6::bigint[], $7::text[]) AS v(c0, c1, c2, c3, c4) WHERE t.org_id = v.c0 AND "
+        "t.module_id = v.c1 AND t.field_id = v.c2 AND t.scope = v.c3 AND t.value = v.c4")
+    combined = Catalog(columns).combined((KEY_INSERT, MATCH_INSERT))
+    assert combined.startswith("WITH w0 AS (INSERT INTO unique_keys ")
+    assert "$6::bigint[])) INSERT INTO match_keys" in combined
+    assert combined.endswith("unnest($7::bigint[], $8::bigint[], $9::bigint[], $10::text[], "
+                             "$11::bigint[])")
