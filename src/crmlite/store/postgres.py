@@ -326,19 +326,33 @@ class LoopTx:
       statement, ``COMMIT`` or a write to the same table; the writes waiting then go as
       one statement (:meth:`Catalog.combined`).
 
-    Rows come back as tuples, as psycopg's do.
+    The connection is borrowed from the pool at the first statement, so a read that the
+    caller's caches answer costs nothing. Rows come back as tuples, as psycopg's do.
     """
 
-    __slots__ = ("begin", "catalog", "conn", "writes")
+    __slots__ = ("begin", "catalog", "conn", "pool", "store", "writes")
 
-    def __init__(self, conn: asyncpg.Connection, catalog: Catalog, begin: bool) -> None:
-        self.conn = conn
-        self.catalog = catalog
+    def __init__(self, store: PostgresStore, begin: bool) -> None:
+        self.store = store
+        self.catalog = store.catalog
+        self.pool: asyncpg.Pool | None = None
+        self.conn: asyncpg.Connection | None = None  # borrowed at the first statement
         self.begin = begin  # a write transaction whose BEGIN is not sent yet
         self.writes: list[tuple[str, str, list[list[Any]]]] = []  # (sql, table, arrays)
 
+    def _connect(self) -> asyncpg.Connection:
+        self.pool, self.conn = self.store._acquire()
+        return self.conn
+
+    def release(self) -> None:
+        pool, conn, self.pool, self.conn = self.pool, self.conn, None, None
+        if pool is not None and conn is not None:
+            await_only(pool.release(conn))
+
     def _ready(self) -> None:
-        """Send what waits (BEGIN, writes) before a statement whose answer is needed."""
+        """Borrow a connection and send what waits (BEGIN, writes) before a statement."""
+        if self.conn is None:
+            self._connect()
         if self.begin:
             self.begin = False
             await_only(self.conn.execute("BEGIN"))
@@ -346,6 +360,8 @@ class LoopTx:
             self.flush()
 
     def flush(self) -> None:
+        if self.conn is None:
+            self._connect()
         writes, self.writes = self.writes, []
         if len(writes) == 1:
             sql, _, arrays = writes[0]
@@ -357,9 +373,11 @@ class LoopTx:
         await_only(self.conn.execute(statement, *[a for w in writes for a in w[2]]))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self.begin or self.writes:
+        conn = self.conn
+        if conn is None or self.begin or self.writes:
             self._ready()
-        return [tuple(r) for r in await_only(self.conn.fetch(_numbered(sql), *params))]
+            conn = self.conn
+        return [tuple(r) for r in await_only(conn.fetch(_numbered(sql), *params))]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
@@ -384,6 +402,8 @@ class LoopTx:
             return
         if self.begin and not self.writes:
             # Integers only, so inlining them is safe; a simple query may hold two statements.
+            if self.conn is None:
+                self._connect()
             self.begin = False
             await_only(self.conn.execute(
                 "BEGIN; SELECT pg_advisory_xact_lock(k) "
@@ -485,7 +505,9 @@ _LIBPQ_ONLY = ("connect_timeout", "application_name", "fallback_application_name
 def _loop_connect_args(url: str) -> dict[str, Any]:
     """asyncpg's connection arguments for the URL, with the store's session settings."""
     info = conninfo_to_dict(url)
-    settings = {"plan_cache_mode": "force_custom_plan", **_session_defaults(url)}
+    settings = _session_defaults(url)
+    if "plan_cache_mode" not in str(info.get("options") or ""):  # perf-anchors.md, pitfall 1
+        settings["plan_cache_mode"] = "force_custom_plan"
     for name in ("application_name", "fallback_application_name"):
         if info.get(name):
             settings["application_name"] = str(info[name])
@@ -650,24 +672,23 @@ class PostgresStore:
 
     @contextmanager
     def _write_on_loop(self) -> Iterator[LoopTx]:
-        pool, conn = self._acquire()
+        tx = LoopTx(self, begin=True)
         try:
-            tx = LoopTx(conn, self.catalog, begin=True)
             try:
                 yield tx
                 tx.commit()
             except BaseException:
-                if not tx.begin:
-                    self._roll_back(conn)
+                if not tx.begin and tx.conn is not None:
+                    self._roll_back(tx.conn)
                 raise
         except _RETRYABLE_ON_LOOP as exc:
             raise ConflictError(str(exc)) from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-            if conn.is_closed():  # the server closed the connection: retry on a fresh one
+            if tx.conn is not None and tx.conn.is_closed():  # retry on a fresh connection
                 raise ConflictError(str(exc)) from exc
             raise
         finally:
-            await_only(pool.release(conn))
+            tx.release()
         self.statistics.wrote()
 
     @staticmethod
@@ -681,16 +702,15 @@ class PostgresStore:
 
     @contextmanager
     def _read_on_loop(self) -> Iterator[LoopTx]:
-        pool, conn = self._acquire()
+        tx = LoopTx(self, begin=False)
         try:
-            tx = LoopTx(conn, self.catalog, begin=False)
             yield tx
             if tx.writes:  # autocommit: whatever was written goes now
                 tx.flush()
         except _RETRYABLE_ON_LOOP as exc:  # a lock wait beyond lock_timeout (a DDL, a LOCK)
             raise StoreBusy(str(exc)) from exc
         finally:
-            await_only(pool.release(conn))
+            tx.release()
 
     async def close_on_loop(self) -> None:
         """Close the event loop's connections; the server calls it before its loop ends."""
