@@ -173,14 +173,15 @@ class Batch:
         self.fetched_matches |= values
         for part in chunks(sorted(values)):
             among, args = tx.member_of("value", part, "text")
-            # oldest first: record ids grow with their creation
             for value, rid in tx.execute(
                 "SELECT value, record_id FROM match_keys "
-                f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among} "
-                "ORDER BY record_id",
+                f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among}",
                 (self.org_id, self.module.id, f.id, *args),
             ):
-                self.matches.setdefault((f.id, value), []).append(rid)
+                holders = self.matches.setdefault((f.id, value), [])
+                holders.append(rid)
+                if len(holders) > 1:  # oldest first: record ids grow with their creation
+                    holders.sort()
                 ids.add(rid)
 
     def matched_externally(self, c: Candidate) -> bool:
@@ -196,16 +197,17 @@ class Batch:
         tx, records, module, unique = self.tx, self.records, self.module, self.unique
         for part in chunks(ids):
             among, args = tx.member_of("id", part, "bigint")
-            for row in tx.execute(
+            for rid, owner, creator, created, modifier, modified, raw in tx.execute(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
                 f"AND {among}", (self.org_id, module.id, *args),
             ):
-                rec = records[row[0]] = StoredRecord(*row[:6], data=orjson.loads(row[6]))
+                rec = records[rid] = StoredRecord(rid, owner, creator, created, modifier,
+                                                  modified, orjson.loads(raw))
                 keys, matches = rec.keys, rec.matches
                 for f, k in derived_keys(module, rec.data):
                     if f.is_key:
                         keys[f.id] = (0, k)
-                        unique[(f.id, 0, k)] = rec.id
+                        unique[(f.id, 0, k)] = rid
                     else:
                         matches[f.id] = k
                 rec.stored_keys, rec.stored_matches = dict(keys), dict(matches)
