@@ -424,8 +424,12 @@ class LoopTx:
         return sorted(r[0] for r in rows)
 
     def commit(self) -> None:
-        """Send what waits, then COMMIT (nothing at all for a transaction that did nothing)."""
-        if self.begin and not self.writes:
+        """Send what waits, then COMMIT. A transaction that sent nothing yet needs no
+        BEGIN nor COMMIT: its writes, if any, go as one statement, atomic by itself."""
+        if self.begin:
+            if self.writes:
+                self.begin = False
+                self.flush()
             return
         self._ready()
         await_only(self.conn.execute("COMMIT"))
