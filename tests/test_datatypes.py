@@ -59,6 +59,9 @@ ACCEPTED = [
     ("Mail", "p.boyle@abc.com", "p.boyle@abc.com"),
     ("Tel", "+1 (555) 010-0100", "+1 (555) 010-0100"),
     ("Short", "", None), ("Count", None, None),
+    # pattern types are stored stripped, text as sent
+    ("Mail", "  p.boyle@abc.com ", "p.boyle@abc.com"), ("Tel", " 555 0100", "555 0100"),
+    ("Notes", "  spaced  ", "  spaced  "), ("Mail", "", None),
 ]
 
 
@@ -94,6 +97,9 @@ REFUSED = [
     ("Mail", "not-an-email", {"expected_data_type": "email"}),
     ("Mail", "a" * 95 + "@x.com", {"maximum_length": 100}),
     ("Tel", "call me", {"expected_data_type": "phone"}),
+    ("Mail", "   ", {"expected_data_type": "email"}),
+    ("Short", "a\x00b", {"expected_data_type": "text"}),
+    ("Mail", 12, {"expected_data_type": "email"}),
     ("Last_Name", "x" * 81, {"maximum_length": 80}),
 ]
 

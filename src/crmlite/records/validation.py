@@ -60,43 +60,58 @@ def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -
                               {"expected_data_type": "jsonobject", "api_name": "data",
                                "json_path": f"$.data[{index}]"}))
         return cand
-    by_name = module.by_name
-    values, keys = cand.values, cand.keys
+    texts, values, keys = module.text_fields, cand.values, cand.keys
     for name, raw in body.items():
-        f = by_name.get(name)
-        if f is None:
-            f = module.field(name)
-            if f is None:
-                continue  # Zoho ignores keys that are not fields of the module (and `$` keys)
-        if with_id and name == "id":
-            continue
-        if f.plain_text and type(raw) is str and len(raw) <= f.max_length and "\x00" not in raw:
-            value = raw or None  # the common case, decided as datatypes._string would
-        else:
-            try:
-                if f.read_only:
-                    raise datatypes.InvalidValue({}, "the field is read only")
-                value = None if raw is None else f.validator(f, raw)
-            except datatypes.MissingId:
-                cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
-                return cand
-            except datatypes.InvalidValue as exc:
-                cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
-                return cand
-            if f.data_type == "ownerlookup":
-                if value is None:
-                    cand.fail(mandatory_missing(index, "id",
-                                                f"{json_path(index, f.api_name)}.id"))
-                    return cand
-                cand.owner_id = int(value["id"])
-                continue
-            if value is not None and f.data_type in ("lookup", "userlookup"):
-                if not cand.lookups:
-                    cand.lookups = []
-                cand.lookups.append((f, int(value["id"])))
-        values[f.api_name] = value
-        if value is None:
-            cand.clears = True
-        if f.is_matched:
-            keys[f] = datatypes.key_of(f, value)
+        # the common case first: a string that fits a field of a string type
+        f = texts.get(name)
+        if f is not None and type(raw) is str and len(raw) <= f.max_length and "\x00" not in raw:
+            if f.pattern is None:
+                value = raw or None
+            else:  # as datatypes._pattern: stripped, and it must match
+                value = raw.strip() if raw else None
+                if value is not None and not f.pattern.match(value):
+                    if not field_value(cand, module, name, raw):
+                        return cand  # the validator's error
+                    continue
+            values[name] = value
+            if value is None:
+                cand.clears = True
+            if f.is_matched:
+                keys[f] = datatypes.key_of(f, value)
+        elif not (with_id and name == "id") and not field_value(cand, module, name, raw):
+            return cand
     return cand
+
+
+def field_value(cand: Candidate, module: Module, name: str, raw: Any) -> bool:
+    """Validate one value into ``cand``; False once the record has failed."""
+    f = module.field(name)
+    if f is None:
+        return True  # Zoho ignores keys that are not fields of the module (and `$` keys)
+    index = cand.index
+    try:
+        if f.read_only:
+            raise datatypes.InvalidValue({}, "the field is read only")
+        value = None if raw is None else f.validator(f, raw)
+    except datatypes.MissingId:
+        cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
+        return False
+    except datatypes.InvalidValue as exc:
+        cand.fail(invalid(index, f.api_name, exc.message, **exc.details))
+        return False
+    if f.data_type == "ownerlookup":
+        if value is None:
+            cand.fail(mandatory_missing(index, "id", f"{json_path(index, f.api_name)}.id"))
+            return False
+        cand.owner_id = int(value["id"])
+        return True
+    if value is not None and f.data_type in ("lookup", "userlookup"):
+        if not cand.lookups:
+            cand.lookups = []
+        cand.lookups.append((f, int(value["id"])))
+    cand.values[f.api_name] = value
+    if value is None:
+        cand.clears = True
+    if f.is_matched:
+        cand.keys[f] = datatypes.key_of(f, value)
+    return True

@@ -33,14 +33,16 @@ CUSTOM_FIELD_TYPES: dict[str, int | None] = {
 MAX_LENGTH = {"text": 255, "textarea": 32000, "email": 100, "phone": 50, "picklist": 255,
               "multiselectpicklist": 5000, "integer": 9, "bigint": 18, "double": 16,
               "currency": 16, "percent": 5, "website": 450}
-# Types whose valid values are any string up to the field's length (validated by _string).
-PLAIN_TEXT_TYPES = frozenset({"text", "textarea", "picklist"})
 UNIQUE_CAPABLE = frozenset({"text", "email", "phone", "integer", "bigint", "website"})
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-'&!#$*/=?^`{|}~]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
 PHONE_RE = re.compile(r"^[0-9+\-().\s/#*xX,;extEXT]*[0-9][0-9+\-().\s/#*xX,;extEXT]*$")
 WEBSITE_RE = re.compile(r"^(https?://)?[A-Za-z0-9\-._~%]+(\.[A-Za-z0-9\-]+)+(:\d+)?([/?#]\S*)?$",
                         re.IGNORECASE)
+# Types whose valid values are strings up to the field's length (validated by _string):
+# any string, or (stripped) one that matches the type's pattern (validated by _pattern).
+TEXT_TYPES = frozenset({"text", "textarea", "picklist"})
+PATTERNS = {"email": EMAIL_RE, "phone": PHONE_RE, "website": WEBSITE_RE}
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)$")
 INTEGER_RE = re.compile(r"^[+-]?\d+$")
@@ -216,7 +218,7 @@ def _subform(field: Field, value: Any) -> list[dict[str, Any]] | None:
 
 VALIDATORS = {
     "text": _string, "textarea": _string, "picklist": _string,
-    "email": _pattern(EMAIL_RE), "phone": _pattern(PHONE_RE), "website": _pattern(WEBSITE_RE),
+    **{data_type: _pattern(regex) for data_type, regex in PATTERNS.items()},
     "integer": _integer, "bigint": _bigint, "double": _decimal, "currency": _decimal,
     "percent": _decimal, "boolean": _boolean, "date": _date, "datetime": _datetime,
     "lookup": _lookup, "ownerlookup": _lookup, "userlookup": _lookup,

@@ -7,6 +7,7 @@ several server processes see each other's custom fields at once.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from crmlite.schema.datatypes import JSON_TYPES, PLAIN_TEXT_TYPES, VALIDATORS, read_only_value
+from crmlite.schema.datatypes import (
+    JSON_TYPES,
+    PATTERNS,
+    TEXT_TYPES,
+    VALIDATORS,
+    read_only_value,
+)
 from crmlite.store.base import Store, Tx
 
 
@@ -42,10 +49,12 @@ class Field:
 
     # datatypes' validator for this field's data type
     validator: Callable[[Field, Any], Any] = field(init=False)
-    # A writable text field: a string that fits (``max_length``, no NUL) is stored as given,
-    # without calling the validator (records/validation.py's fast path).
-    plain_text: bool = field(init=False, default=False)
+    # A writable field of a string type: a string that fits (``max_length``, no NUL, and,
+    # stripped, ``pattern`` if the type has one) is stored without calling the validator
+    # (records/validation.py's fast path).
+    text_like: bool = field(init=False, default=False)
     max_length: int = field(init=False, default=0)
+    pattern: re.Pattern[str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.is_key = self.unique or self.external_type is not None
@@ -53,7 +62,9 @@ class Field:
         self.validator = VALIDATORS.get(self.data_type, read_only_value)
         if self.data_type == "autonumber":
             self.read_only = True
-        self.plain_text = self.data_type in PLAIN_TEXT_TYPES and not self.read_only
+        self.pattern = PATTERNS.get(self.data_type)
+        self.text_like = (self.data_type in TEXT_TYPES or self.pattern is not None) and (
+            not self.read_only)
         self.max_length = self.length or sys.maxsize
 
     @property
@@ -95,6 +106,8 @@ class Module:
     derived_key_fields: list[Field] = field(default_factory=list)
     user_key_fields: list[Field] = field(default_factory=list)
     mandatory_fields: list[Field] = field(default_factory=list)
+    # The ``text_like`` fields by api_name (records/validation.py's fast path).
+    text_fields: dict[str, Field] = field(default_factory=dict)
 
     def field(self, api_name: str) -> Field | None:
         found = self.by_name.get(api_name)
@@ -113,6 +126,7 @@ class Module:
         self.match_field = system if system is not None and not system.is_key else None
         if self.match_field is not None:
             self.match_field.is_matched = True
+        self.text_fields = {f.api_name: f for f in fields if f.text_like}
         self.user_key_fields = [f for f in fields if f.external_type == "user"]
         self.derived_key_fields = [f for f in fields if f.is_matched
                                    and f.external_type != "user"]
