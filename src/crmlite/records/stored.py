@@ -20,8 +20,9 @@ class StoredRecord:
     # unique_keys rows: field id -> (scope, normalised value); match_keys rows: field id -> value
     keys: dict[int, tuple[int, str]] = field(default_factory=dict)
     matches: dict[int, str] = field(default_factory=dict)
-    # the rows as they are in the database, to write only the difference
-    stored_keys: dict[int, tuple[int, str]] = field(default_factory=dict)
-    stored_matches: dict[int, str] = field(default_factory=dict)
+    # the rows as they are in the database, to write only the difference: copied from
+    # keys/matches before the batch first changes them (None: unchanged; {} for a new record)
+    stored_keys: dict[int, tuple[int, str]] | None = None
+    stored_matches: dict[int, str] | None = None
     is_new: bool = False
     dirty: bool = False

@@ -212,7 +212,6 @@ class Batch:
                         unique[(f.id, 0, k)] = rid
                     else:
                         matches[f.id] = k
-                rec.stored_keys, rec.stored_matches = dict(keys), dict(matches)
             if module.user_key_fields:
                 self.read_user_keys(part)
 
@@ -226,7 +225,7 @@ class Batch:
         ):
             rec = records.get(rid)
             if rec is not None:
-                rec.keys[field_id] = rec.stored_keys[field_id] = (scope, value)
+                rec.keys[field_id] = (scope, value)
                 self.unique[(field_id, scope, value)] = rid
 
     def check_lookups(self, cands: list[Candidate]) -> None:
@@ -372,7 +371,8 @@ class Batch:
         user_id, now = self.principal.user.id, self.now
         if target is None:
             rec = StoredRecord(self.new_id(), c.owner_id or user_id, user_id, now, user_id,
-                               now, c.values.copy(), is_new=True)
+                               now, c.values.copy(), stored_keys={}, stored_matches={},
+                               is_new=True)
             self.records[rec.id] = rec
         else:
             rec = self.records[target]
@@ -405,6 +405,8 @@ class Batch:
         old = rec.keys.get(f.id)
         if old is not None and old[1] == new:
             return
+        if rec.stored_keys is None:
+            rec.stored_keys = dict(rec.keys)
         if old is not None:
             self.unique.pop((f.id, *old), None)
             del rec.keys[f.id]
@@ -417,6 +419,8 @@ class Batch:
         old = rec.matches.get(f.id)
         if old == new:
             return
+        if rec.stored_matches is None:
+            rec.stored_matches = dict(rec.matches)
         if old is not None:
             holders = self.matches.get((f.id, old))
             if holders and rec.id in holders:
@@ -454,18 +458,20 @@ class Batch:
             )
         gone_keys, new_keys, gone_matches, new_matches = [], [], [], []
         for r in touched:
-            for fid, sv in r.stored_keys.items():
-                if r.keys.get(fid) != sv:
-                    gone_keys.append((org_id, module_id, fid, *sv))
-            for fid, sv in r.keys.items():
-                if r.stored_keys.get(fid) != sv:
-                    new_keys.append((org_id, module_id, fid, *sv, r.id))
-            for fid, value in r.stored_matches.items():
-                if r.matches.get(fid) != value:
-                    gone_matches.append((org_id, module_id, fid, value, r.id))
-            for fid, value in r.matches.items():
-                if r.stored_matches.get(fid) != value:
-                    new_matches.append((org_id, module_id, fid, value, r.id))
+            if (stored := r.stored_keys) is not None:
+                for fid, sv in stored.items():
+                    if r.keys.get(fid) != sv:
+                        gone_keys.append((org_id, module_id, fid, *sv))
+                for fid, sv in r.keys.items():
+                    if stored.get(fid) != sv:
+                        new_keys.append((org_id, module_id, fid, *sv, r.id))
+            if (stored_matches := r.stored_matches) is not None:
+                for fid, value in stored_matches.items():
+                    if r.matches.get(fid) != value:
+                        gone_matches.append((org_id, module_id, fid, value, r.id))
+                for fid, value in r.matches.items():
+                    if stored_matches.get(fid) != value:
+                        new_matches.append((org_id, module_id, fid, value, r.id))
         if gone_keys:
             tx.executemany(
                 "DELETE FROM unique_keys WHERE org_id = ? AND module_id = ? AND field_id = ? "
