@@ -68,6 +68,9 @@ _RETRYABLE_ON_LOOP = (
     asyncpg.SerializationError,
     asyncpg.LockNotAvailableError,
     asyncpg.OutOfMemoryError,
+    # a prepared statement outdated by a schema change (another process migrated): asyncpg
+    # has dropped its statement cache, so the next attempt prepares afresh
+    asyncpg.InvalidCachedStatementError,
 )
 # A connection that could not be opened (the server is down, restarting, or has no slot
 # left): the request is answered "busy", as when the pool has no connection free.
