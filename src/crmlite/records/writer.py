@@ -368,12 +368,22 @@ class Batch:
         })
 
     def apply(self, c: Candidate, target: int | None) -> StoredRecord:
-        user_id, now = self.principal.user.id, self.now
+        user_id, now = self.user_id, self.now
         if target is None:
-            rec = StoredRecord(self.new_id(), c.owner_id or user_id, user_id, now, user_id,
-                               now, c.values.copy(), stored_keys={}, stored_matches={},
-                               is_new=True)
-            self.records[rec.id] = rec
+            rid = self.new_id()
+            rec = self.records[rid] = StoredRecord(
+                rid, c.owner_id or user_id, user_id, now, user_id, now, c.values.copy(),
+                stored_keys={}, stored_matches={}, is_new=True)
+            for f, k in c.keys.items():  # a new record holds no keys yet
+                if k is None:
+                    continue
+                if f.is_key:
+                    scope = self.scope(f)
+                    rec.keys[f.id] = (scope, k)
+                    self.unique[(f.id, scope, k)] = rid
+                else:  # the newest record of all: last among the holders
+                    rec.matches[f.id] = k
+                    self.matches.setdefault((f.id, k), []).append(rid)
         else:
             rec = self.records[target]
             rec.dirty = True
@@ -381,15 +391,15 @@ class Batch:
             if c.owner_id is not None:
                 rec.owner_id = c.owner_id
             rec.data.update(c.values)
+            for f, k in c.keys.items():
+                if f.is_key:
+                    self.move_key(rec, f, k)
+                else:
+                    self.move_match(rec, f, k)
         data = rec.data
         if c.clears:  # a stored record holds no empty values
             for name in [name for name, value in c.values.items() if value is None]:
                 del data[name]
-        for f, k in c.keys.items():
-            if f.is_key:
-                self.move_key(rec, f, k)
-            else:
-                self.move_match(rec, f, k)
         if self.full_name:
             first, last = data.get("First_Name"), data.get("Last_Name")
             data["Full_Name"] = (f"{first} {last}" if first and last else first or last) or None
