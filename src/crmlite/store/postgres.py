@@ -79,6 +79,7 @@ _UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectio
 DEFAULT_POOL_SIZE = 8
 DEFAULT_LOCK_TIMEOUT = "10s"
 POOL_TIMEOUT = 30.0
+POOL_CLOSE_TIMEOUT = 10.0
 # pg_advisory_xact_lock(int, int) lives apart from the one-bigint locks on keys.
 MIGRATION_LOCK = (0x63726D6C, 1)  # "crml", 1
 
@@ -576,7 +577,10 @@ class LoopPool:
         """Close the pool from its own loop (the server does, before its loop ends)."""
         pool, self.pool, self.loop, self.opening = self.pool, None, None, None
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT)
+            except TimeoutError:  # a connection still busy: cut it
+                pool.terminate()
 
 
 class PostgresStore:
