@@ -8,6 +8,7 @@ worker lets the kernel balance connections across them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import signal
@@ -40,6 +41,16 @@ def _config(app: Any) -> uvicorn.Config:
                           access_log=False, lifespan="off", timeout_keep_alive=30)
 
 
+def collect_garbage_less_often() -> None:
+    """A 100-record request allocates thousands of short-lived objects, nearly all freed by
+    reference counting; with the default threshold (700 allocations) the cyclic collector
+    runs many times per request for next to nothing. What startup built is frozen (never
+    scanned again) and the youngest generation is collected every 20,000 allocations."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 50)
+
+
 def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -49,6 +60,7 @@ def run_worker(host: str, port: int, database_url: str, reuse_port: bool) -> Non
     store = open_store(database_url)
     config = _config(create_app(store))
     server = uvicorn.Server(config)
+    collect_garbage_less_often()
 
     async def serve_then_close() -> None:
         try:
