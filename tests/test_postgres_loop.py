@@ -258,8 +258,41 @@ def test_set_based_statements_numbered_for_asyncpg() -> None:
         "DELETE FROM unique_keys AS t USING unnest($3::bigint[], $4::bigint[], $5::bigint[], "
         "$6::bigint[], $7::text[]) AS v(c0, c1, c2, c3, c4) WHERE t.org_id = v.c0 AND "
         "t.module_id = v.c1 AND t.field_id = v.c2 AND t.scope = v.c3 AND t.value = v.c4")
-    combined = Catalog(columns).combined((KEY_INSERT, MATCH_INSERT))
+    combined = Catalog(columns).combined(((KEY_INSERT, ()), (MATCH_INSERT, ())))
     assert combined.startswith("WITH w0 AS (INSERT INTO unique_keys ")
     assert "$6::bigint[])) INSERT INTO match_keys" in combined
     assert combined.endswith("unnest($7::bigint[], $8::bigint[], $9::bigint[], $10::text[], "
                              "$11::bigint[])")
+    # columns the same in every row go as one value each
+    one = (True, True, True, True, False, False)
+    assert set_based(KEY_INSERT, columns, numbered=True, scalars=one) == (
+        "INSERT INTO unique_keys (org_id, module_id, field_id, scope, value, record_id) "
+        "SELECT $1::bigint, $2::bigint, $3::bigint, $4::bigint, v.c4, v.c5 "
+        "FROM unnest($5::text[], $6::bigint[]) AS v(c4, c5)")
+    assert set_based(KEY_DELETE, columns, numbered=True, scalars=(True,) * 4 + (False,)) == (
+        "DELETE FROM unique_keys AS t USING unnest($5::text[]) AS v(c4) WHERE "
+        "t.org_id = $1::bigint AND t.module_id = $2::bigint AND t.field_id = $3::bigint AND "
+        "t.scope = $4::bigint AND t.value = v.c4")
+
+
+def test_rows_alike_but_for_one_column_are_all_written(url: str) -> None:
+    store = PostgresStore(url)
+    try:
+        def write() -> None:
+            with store.write() as tx:  # every column but value the same: one array
+                tx.executemany(MATCH_INSERT, [(1, 1, 2, f"m{n}@example.com", 7)
+                                              for n in range(5)])
+                tx.executemany(KEY_INSERT, [(1, 1, 1, 0, "same", 8)])  # one row: all alike
+            with store.write() as tx:
+                tx.executemany("UPDATE match_keys SET record_id = ? WHERE org_id = ? AND "
+                               "module_id = ? AND field_id = ? AND value = ? AND record_id = ?",
+                               [(9, 1, 1, 2, f"m{n}@example.com", 7) for n in range(3)])
+
+        on_loop(store, write)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT value, record_id FROM match_keys ORDER BY value")
+            assert rows.fetchall() == [(f"m{n}@example.com", 9 if n < 3 else 7)
+                                       for n in range(5)]
+        assert keys(url) == [("same", 8)]
+    finally:
+        store.close()

@@ -162,7 +162,8 @@ def _assignments(text: str, separator: re.Pattern[str] | str) -> list[str] | Non
     return names
 
 
-def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1) -> str | None:
+def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1,
+              scalars: Sequence[bool] = ()) -> str | None:
     """One statement over ``unnest`` arrays that does what ``executemany(sql)`` does, or
     None when ``sql`` is not one of the shapes it knows.
 
@@ -173,6 +174,8 @@ def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1
     array is passed in binary (pitfall 2) and cast to its column's type. The rows of an
     UPDATE must not name one target row twice (the engine's never do). ``numbered``: the
     arrays as ``$first``, ``$first+1``, … (asyncpg) instead of psycopg's ``%b``.
+    ``scalars``: per column, whether it is passed as one value for every row (a column
+    the same in every row, such as org_id: one value to encode instead of a hundred).
     """
     if found := _INSERT.fullmatch(sql):
         table, names = found[1], [c.strip() for c in found[2].split(",")]
@@ -194,17 +197,28 @@ def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1
     every = [*set_names, *where_names]
     if any(n.lower() not in types for n in every):
         return None
-    arrays = ", ".join(f"${i}::{types[n.lower()]}[]" if numbered else f"%b::{types[n.lower()]}[]"
-                       for i, n in enumerate(every, first))
-    aliases = ", ".join(f"c{i}" for i in range(len(every)))
+    if len(scalars) != len(every) or all(scalars):
+        scalars = [False] * len(every)  # at least one array: it makes the rows
+    values, arrays, aliases = [], [], []
+    for i, n in enumerate(every):
+        number = f"${first + i}" if numbered else "%b"
+        if scalars[i]:
+            values.append(f"{number}::{types[n.lower()]}")
+        else:
+            values.append(f"v.c{i}")
+            arrays.append(f"{number}::{types[n.lower()]}[]")
+            aliases.append(f"c{i}")
+    rows = f"unnest({', '.join(arrays)}) AS v({', '.join(aliases)})"
     if sql.lstrip()[:6].upper() == "INSERT":
-        return f"INSERT INTO {table} ({', '.join(every)}) SELECT * FROM unnest({arrays})"
-    where = " AND ".join(f"t.{n} = v.c{len(set_names) + i}" for i, n in enumerate(where_names))
+        select = f"* FROM unnest({', '.join(arrays)})" if not any(scalars) else (
+            f"{', '.join(values)} FROM {rows}")
+        return f"INSERT INTO {table} ({', '.join(every)}) SELECT {select}"
+    where = " AND ".join(f"t.{n} = {values[len(set_names) + i]}"
+                         for i, n in enumerate(where_names))
     if set_names:
-        assign = ", ".join(f"{n} = v.c{i}" for i, n in enumerate(set_names))
-        return (f"UPDATE {table} AS t SET {assign} FROM unnest({arrays}) AS v({aliases}) "
-                f"WHERE {where}")
-    return f"DELETE FROM {table} AS t USING unnest({arrays}) AS v({aliases}) WHERE {where}"
+        assign = ", ".join(f"{n} = {values[i]}" for i, n in enumerate(set_names))
+        return f"UPDATE {table} AS t SET {assign} FROM {rows} WHERE {where}"
+    return f"DELETE FROM {table} AS t USING {rows} WHERE {where}"
 
 
 class Catalog:
@@ -213,8 +227,9 @@ class Catalog:
     def __init__(self, columns: Columns) -> None:
         self.columns = columns
         self.statements: dict[str, str | None] = {}
-        self.numbered_statements: dict[str, tuple[str, str] | None] = {}
-        self.combinations: dict[tuple[str, ...], str] = {}
+        self.numbered_statements: dict[tuple[str, tuple[bool, ...]],
+                                       tuple[str, str] | None] = {}
+        self.combinations: dict[tuple[tuple[str, tuple[bool, ...]], ...], str] = {}
 
     @classmethod
     def read(cls, conn: psycopg.Connection) -> Catalog:
@@ -235,21 +250,25 @@ class Catalog:
             statement = self.statements[sql] = set_based(sql, self.columns)
             return statement
 
-    def set_based_numbered(self, sql: str) -> tuple[str, str] | None:
-        """The table ``executemany(sql)`` writes and its set-based form, numbered."""
+    def set_based_numbered(self, sql: str,
+                           scalars: tuple[bool, ...] = ()) -> tuple[str, str] | None:
+        """The table ``executemany(sql)`` writes and its set-based form, numbered, with
+        the ``scalars`` columns as one value each."""
+        key = (sql, scalars)
         try:
-            return self.numbered_statements[sql]
+            return self.numbered_statements[key]
         except KeyError:
-            statement = set_based(sql, self.columns, True)
+            statement = set_based(sql, self.columns, True, 1, scalars)
             found = statement and (_INSERT.fullmatch(sql) or _UPDATE.fullmatch(sql)
                                    or _DELETE.fullmatch(sql))
-            planned = self.numbered_statements[sql] = (
+            planned = self.numbered_statements[key] = (
                 (found[1].lower(), statement) if found and statement else None)
             return planned
 
-    def combined(self, writes: tuple[str, ...]) -> str:
-        """One statement doing the set-based forms of ``writes`` (each on its own table):
-        all but the last as data-modifying CTEs, their arrays numbered one after another.
+    def combined(self, writes: tuple[tuple[str, tuple[bool, ...]], ...]) -> str:
+        """One statement doing the set-based forms of ``writes`` (each ``(sql, scalars)``
+        on its own table): all but the last as data-modifying CTEs, their parameters
+        numbered one after another.
 
         The parts run on one snapshot in no fixed order, which is the same as running them
         one after another as long as none reads another's table (each writes one table the
@@ -259,8 +278,8 @@ class Catalog:
             return self.combinations[writes]
         except KeyError:
             parts, first = [], 1
-            for sql in writes:
-                part = set_based(sql, self.columns, True, first)
+            for sql, scalars in writes:
+                part = set_based(sql, self.columns, True, first, scalars)
                 assert part is not None
                 parts.append(part)
                 first += part.count("$")
@@ -342,7 +361,8 @@ class LoopTx:
         self.pool: asyncpg.Pool | None = None
         self.conn: asyncpg.Connection | None = None  # borrowed at the first statement
         self.begin = begin  # a write transaction whose BEGIN is not sent yet
-        self.writes: list[tuple[str, str, list[list[Any]]]] = []  # (sql, table, arrays)
+        # (sql, table, which columns go as one value, parameters)
+        self.writes: list[tuple[str, str, tuple[bool, ...], list[Any]]] = []
 
     def _connect(self) -> asyncpg.Connection:
         self.pool, self.conn = self.store._acquire()
@@ -368,13 +388,13 @@ class LoopTx:
             self._connect()
         writes, self.writes = self.writes, []
         if len(writes) == 1:
-            sql, _, arrays = writes[0]
-            planned = self.catalog.set_based_numbered(sql)
+            sql, _, scalars, params = writes[0]
+            planned = self.catalog.set_based_numbered(sql, scalars)
             assert planned is not None
-            await_only(self.conn.execute(planned[1], *arrays))
+            await_only(self.conn.execute(planned[1], *params))
             return
-        statement = self.catalog.combined(tuple(w[0] for w in writes))
-        await_only(self.conn.execute(statement, *[a for w in writes for a in w[2]]))
+        statement = self.catalog.combined(tuple((w[0], w[2]) for w in writes))
+        await_only(self.conn.execute(statement, *[p for w in writes for p in w[3]]))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         conn = self.conn
@@ -398,7 +418,12 @@ class LoopTx:
         table = planned[0]
         if any(w[1] == table for w in self.writes):  # keep the order of writes to one table
             self.flush()
-        self.writes.append((sql, table, [list(c) for c in zip(*rows, strict=True)]))
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        scalars = tuple(c.count(c[0]) == len(c) for c in columns)
+        if all(scalars):
+            scalars = (*scalars[:-1], False)  # one array makes the rows
+        self.writes.append((sql, table, scalars,
+                            [c[0] if one else c for c, one in zip(columns, scalars, strict=True)]))
 
     def lock_keys(self, keys: Iterable[str]) -> None:
         ids = lock_ids(keys)
