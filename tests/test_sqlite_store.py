@@ -6,6 +6,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
+import crmlite.store.sqlite as sqlite_store
 from crmlite.store.sqlite import SQLiteStore
 
 
@@ -14,8 +17,9 @@ def test_committed_pages_reach_the_database_file_while_the_store_is_open(
     path = tmp_path / "crm.db"
     store = SQLiteStore(f"sqlite:///{path}")
     try:
-        # the writer itself never checkpoints
-        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        # the writer itself checkpoints only once the WAL is large
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (
+            sqlite_store.WAL_RESTART_FRAMES,)
         before = path.stat().st_size
         for n in range(20):
             with store.write() as tx:
@@ -35,3 +39,26 @@ def test_committed_pages_reach_the_database_file_while_the_store_is_open(
     with sqlite3.connect(path) as reopened:
         assert reopened.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone() == (
             2000,)
+
+
+def test_the_wal_is_started_over_under_steady_writes(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes that never pause leave the WAL a bounded size, not one that grows with
+    everything ever written (a passive checkpoint beside them never catches up)."""
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 256)  # 1 MiB of 4 KiB pages
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL", 0.02)
+    path = tmp_path / "crm.db"
+    wal = tmp_path / "crm.db-wal"
+    store = SQLiteStore(f"sqlite:///{path}")
+    try:
+        largest = 0
+        for n in range(400):  # about 40 MB through the WAL
+            with store.write() as tx:
+                tx.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               [(f"k{n}-{i}", "x" * 1000) for i in range(100)])
+            largest = max(largest, wal.stat().st_size)
+        assert largest < 12_000_000, largest
+        assert store.conn.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone() == (
+            40_000,)
+    finally:
+        store.close()

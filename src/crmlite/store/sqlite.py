@@ -13,8 +13,10 @@ One writer process is the default for that reason.
 
 The writer never copies the WAL back into the database file itself (that costs page
 writes and an fsync inside the commit that triggers it, blocking the event loop): a
-:class:`Checkpointer` thread with its own connection does it a few times a second, with
-``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks a writer or a reader.
+:class:`Checkpointer` thread with its own connection does it ten times a second, with
+``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks a writer or a reader. The
+writer checkpoints only once the WAL has grown to 32 MiB, to let it start over, and by
+then nearly every frame has been copied already.
 
 The URL is ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``;
 ``?busy_timeout=MS`` sets how long a writer waits for the write lock (default 10 s)
@@ -39,7 +41,9 @@ from crmlite.store.base import ConflictError, Row, placeholders
 from crmlite.store.migrations import ID_BASE
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
-CHECKPOINT_INTERVAL = 0.25  # seconds between two passive checkpoints
+CHECKPOINT_INTERVAL = 0.1  # seconds between two passive checkpoints
+# The writer's own checkpoint (then the WAL starts over): at 8192 frames, 32 MiB of pages.
+WAL_RESTART_FRAMES = 8192
 
 log = logging.getLogger("crmlite.store")
 
@@ -94,8 +98,12 @@ def parse_url(url: str) -> tuple[str, int]:
 class Checkpointer(threading.Thread):
     """Copies committed WAL frames into the database file, off the writer's thread.
 
-    SQLite releases the GIL while it checkpoints, so the copy and its fsync run beside
-    the server's event loop instead of inside one of its commits.
+    SQLite releases the GIL while it checkpoints, so the copy and its fsync run beside the
+    server's event loop instead of inside one of its commits. A passive checkpoint never
+    waits for anyone; under steady writes it rarely catches the very last frames, and only
+    a checkpoint that copied every frame lets the next writer start the WAL over. That one
+    the writer makes itself, at the commit that takes the WAL past ``wal_autocheckpoint``
+    frames, when this thread has already copied nearly all of them.
     """
 
     def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
@@ -148,8 +156,8 @@ class SQLiteStore:
             self.close()
             raise
         if self.path != ":memory:":
-            self.conn.execute("PRAGMA wal_autocheckpoint=0")
-            self.checkpointer = Checkpointer(self.path)
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_RESTART_FRAMES}")
+            self.checkpointer = Checkpointer(self.path, CHECKPOINT_INTERVAL)
             self.checkpointer.start()
 
     def _migrate(self) -> None:
