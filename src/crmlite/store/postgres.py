@@ -25,7 +25,11 @@ The engine's ``executemany`` statements run as one set-based statement each (see
 :func:`set_based`), and the hot tables are analysed as they grow (:class:`StatisticsKeeper`).
 asyncpg prepares every statement; its sessions run with ``plan_cache_mode =
 force_custom_plan``, so a statement is parsed once but planned with the statistics of the
-moment (perf-anchors.md, pitfall 1).
+moment (perf-anchors.md, pitfall 1). That planning is most of what PostgreSQL spends on a
+batch beyond the work itself (measured: 0.57 ms to plan the External_Id lookup of 100
+values, 0.25 ms the records read); ``plan_cache_mode=auto`` in the URL's options halves
+PostgreSQL's CPU per inserted record once the tables have statistics, but costs several
+times more on a fresh database until they do.
 """
 
 from __future__ import annotations
