@@ -101,3 +101,59 @@ def test_hot_tables_get_statistics_without_waiting_for_autovacuum(
         assert n > 500  # not while the tables were (nearly) empty
     finally:
         server.stop()
+
+
+def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
+        pg_cluster: PostgresCluster) -> None:
+    """The upsert reads that p@example.com names record R, then waits for R's lock, held by
+    a delete; once the delete commits, R is gone and the upsert inserts a new record."""
+    from crmlite.auth.principal import authenticate
+    from crmlite.auth.tokens import create_access_token
+    from crmlite.orgs import admin_user, bootstrap
+    from crmlite.records.deletion import delete_keys
+    from crmlite.records.writer import Outcome, write_records
+    from crmlite.store.postgres import PostgresStore
+
+    url = pg_cluster.create_database()
+    store = PostgresStore(url)
+    try:
+        org = bootstrap(store)
+        with store.read() as tx:
+            admin = admin_user(tx, org.id)
+        token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+        principal = authenticate(store, token)
+        assert principal is not None
+        contacts = principal.dictionary.module("Contacts")
+        assert contacts is not None
+        record = {"Last_Name": "Boyle", "Email": "p@example.com"}
+        [made] = write_records(store, principal, contacts, [record], "upsert")
+        assert made.record is not None
+        gone = made.record.id
+
+        locked, outcomes, errors = threading.Event(), [], []
+
+        def upsert() -> None:
+            locked.wait(10)
+            try:
+                outcomes.extend(write_records(store, principal, contacts, [record], "upsert"))
+            except Exception as exc:  # the assertion below shows it
+                errors.append(exc)
+
+        waiting = threading.Thread(target=upsert)
+        waiting.start()
+        with store.write() as tx:
+            tx.lock_keys([f"{org.id}:record:{gone}"])
+            locked.set()
+            time.sleep(1.0)  # the upsert has read the Email's key and waits for the lock
+            rows = tx.execute("SELECT id, data FROM records WHERE id = ?", (gone,))
+            delete_keys(tx, org.id, contacts, rows)
+        waiting.join(30)
+        assert not errors, errors
+        [out] = outcomes
+        assert isinstance(out, Outcome) and out.error is None
+        assert out.action == "insert" and out.record is not None and out.record.id != gone
+        with store.read() as tx:
+            assert tx.execute("SELECT count(*) FROM records") == [(1,)]
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)

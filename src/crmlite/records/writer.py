@@ -156,7 +156,18 @@ class Batch:
         # reading them, or its update and ours would overwrite each other (PostgreSQL).
         tx.lock_keys(f"{self.org_id}:record:{rid}" for rid in ids)
         self.load_records(sorted(ids))
+        if len(self.records) < len(ids):
+            self.forget_deleted(ids)
         self.check_lookups(cands)
+
+    def forget_deleted(self, ids: set[int]) -> None:
+        """Keys read before the record locks may name records deleted meanwhile (a delete
+        that held a record's lock commits while this batch waits for it; PostgreSQL): such
+        keys are gone with their record."""
+        gone = ids - self.records.keys()
+        self.unique = {key: rid for key, rid in self.unique.items() if rid not in gone}
+        for key, holders in list(self.matches.items()):
+            self.matches[key] = [rid for rid in holders if rid not in gone]
 
     def fetch_unique(self, f: Field, values: set[str], ids: set[int]) -> None:
         tx, scope = self.tx, self.scope(f)
