@@ -178,6 +178,18 @@ def api(server: Server) -> Client:
     return server.client()
 
 
+def admin_token(store: Any) -> tuple[Any, str]:
+    """For tests that drive the engine without HTTP: bootstrap the store's org and give its
+    admin an all-scope access token. Returns the org and the token."""
+    from crmlite.auth.tokens import create_access_token
+    from crmlite.orgs import admin_user, bootstrap
+
+    org = bootstrap(store)
+    with store.read() as tx:
+        admin = admin_user(tx, org.id)
+    return org, create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+
+
 def new_user(server: Server, email: str, name: str, scope: str | None = None) -> Client:
     cli(server.database_url, "user", "add", "--email", email, "--name", name)
     args = ["token", "create", "--user", email]

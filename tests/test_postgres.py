@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import CRMLITE, Server
+from tests.conftest import CRMLITE, Server, admin_token
 from tests.pgcluster import PostgresCluster, free_port
 
 
@@ -108,8 +108,6 @@ def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
     """The upsert reads that p@example.com names record R, then waits for R's lock, held by
     a delete; once the delete commits, R is gone and the upsert inserts a new record."""
     from crmlite.auth.principal import authenticate
-    from crmlite.auth.tokens import create_access_token
-    from crmlite.orgs import admin_user, bootstrap
     from crmlite.records.deletion import delete_keys
     from crmlite.records.writer import Outcome, write_records
     from crmlite.store.postgres import PostgresStore
@@ -117,10 +115,7 @@ def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
     url = pg_cluster.create_database()
     store = PostgresStore(url)
     try:
-        org = bootstrap(store)
-        with store.read() as tx:
-            admin = admin_user(tx, org.id)
-        token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+        org, token = admin_token(store)
         principal = authenticate(store, token)
         assert principal is not None
         contacts = principal.dictionary.module("Contacts")

@@ -14,14 +14,13 @@ import psycopg
 import pytest
 
 from crmlite.auth.principal import authenticate
-from crmlite.auth.tokens import create_access_token
-from crmlite.orgs import admin_user, bootstrap
 from crmlite.records.writer import write_records
 from crmlite.store import postgres
 from crmlite.store.base import ConflictError, StoreBusy
 from crmlite.store.bridge import await_only, greenlet_spawn
 from crmlite.store.migrations import ID_BASE
 from crmlite.store.postgres import Catalog, PostgresStore, lock_id, lock_ids, set_based
+from tests.conftest import admin_token
 from tests.pgcluster import PostgresCluster
 
 T = TypeVar("T")
@@ -80,10 +79,7 @@ def keys(url: str) -> list[tuple[str, int]]:
 def test_the_engine_upserts_on_the_loop(url: str) -> None:
     store = PostgresStore(url)
     try:
-        org = bootstrap(store)
-        with store.read() as tx:
-            admin = admin_user(tx, org.id)
-        token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+        _, token = admin_token(store)
 
         def upsert(records: list[dict[str, Any]]) -> list[tuple[str, int]]:
             principal = authenticate(store, token)
