@@ -1,6 +1,6 @@
 """The engine alone, without HTTP: records per second of ``write_records`` plus the reply items.
 
-``python -m bench.engine [--engine sqlite|postgresql] [--batches N] [--profile CASE]``
+``python -m bench.engine [--engine sqlite|postgresql [--loop]] [--batches N] [--profile CASE]``
 
 It bootstraps a fresh database (SQLite in a temporary directory, or a database on a
 throwaway PostgreSQL cluster started as the tests do), adds the bench's External_Id
@@ -8,6 +8,8 @@ field to Contacts, then runs the bench's cases (bench/records.py) through the en
 in this process, one 100-record batch at a time, and prints records/s, µs per record and
 this process's CPU µs per record (which other processes on the machine move less) for
 each. ``--profile CASE`` runs cProfile over that case and prints the top functions.
+On PostgreSQL the engine runs synchronously (psycopg, as the CLI does) unless ``--loop``
+runs it as the server does: in a greenlet on an event loop, awaiting asyncpg.
 A quick way to see what a change to the engine does before running the whole bench;
 the figures are the engine's best case (no HTTP, no concurrency), not a target.
 """
@@ -15,6 +17,7 @@ the figures are the engine's best case (no HTTP, no concurrency), not a target.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import pstats
 import tempfile
@@ -67,12 +70,43 @@ def run_case(store: Store, token: str, plan: KeyPlan, case: str, batches: int,
     return records / (time.perf_counter() - start), (time.process_time() - cpu) * 1e6 / records
 
 
+def run_cases(store: Store, token: str, engine: str, batches: int,
+              profile: str | None) -> None:
+    plan = KeyPlan(existing=0, next_new=0, seed=1)
+    for case in CASES:
+        if case == "insert":
+            # enough stored records for the update cases to pick from
+            run_case(store, token, plan, case, batches, False)
+            plan.existing = plan.next_new
+        rate, cpu = run_case(store, token, plan, case, batches, profile == case)
+        plan.existing = plan.next_new
+        print(f"{engine:10} {case:14} {rate:9,.0f} rec/s  {1e6 / rate:6.1f} µs/record"
+              f"  {cpu:6.1f} µs CPU/record (this process)", flush=True)
+
+
+async def on_loop(store: Store, token: str, engine: str, batches: int,
+                  profile: str | None) -> None:
+    """The cases as the server runs the engine on PostgreSQL: in a greenlet on an event
+    loop, awaiting asyncpg (store/bridge.py), one batch at a time."""
+    from crmlite.store.bridge import greenlet_spawn
+
+    try:
+        await greenlet_spawn(run_cases, store, token, engine, batches, profile)
+    finally:
+        await store.close_on_loop()  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--profile", choices=CASES, default=None)
+    parser.add_argument("--loop", action="store_true",
+                        help="PostgreSQL: the server's path (asyncpg on an event loop) "
+                             "instead of the synchronous one (psycopg)")
     args = parser.parse_args()
+    if args.loop and args.engine != "postgresql":
+        parser.error("--loop goes with --engine postgresql")
     cluster = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.engine == "sqlite":
@@ -85,17 +119,11 @@ def main() -> None:
         try:
             store = open_store(url)
             token = prepare(store)
-            plan = KeyPlan(existing=0, next_new=0, seed=1)
-            for case in CASES:
-                if case == "insert":
-                    # enough stored records for the update cases to pick from
-                    run_case(store, token, plan, case, args.batches, False)
-                    plan.existing = plan.next_new
-                rate, cpu = run_case(store, token, plan, case, args.batches,
-                                     args.profile == case)
-                plan.existing = plan.next_new
-                print(f"{args.engine:10} {case:14} {rate:9,.0f} rec/s  {1e6 / rate:6.1f} µs/record"
-                      f"  {cpu:6.1f} µs CPU/record (this process)")
+            name = f"{args.engine}{'-loop' if args.loop else ''}"
+            if args.loop:
+                asyncio.run(on_loop(store, token, name, args.batches, args.profile))
+            else:
+                run_cases(store, token, name, args.batches, args.profile)
             store.close()
         finally:
             if cluster is not None:
