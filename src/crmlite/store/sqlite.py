@@ -6,10 +6,11 @@ several processes are serialised by SQLite's write lock (deferred transactions
 would fail with "database is locked" when a read lock cannot be upgraded). The
 journal is WAL, so readers never wait for the writer.
 
-Several server processes on one SQLite file are correct but slow: a process that
-waits for the write lock sleeps in SQLite's busy handler (blocking its event loop),
-and the hand-over is unfair, so p99 latency grows to seconds (perf-anchors.md §4).
-One writer process is the default for that reason.
+Several server processes on one SQLite file are correct but no faster: the file takes
+one writer at a time. Their writers queue on a file lock (``<db>-writer``) that the
+kernel hands to the next waiter, rather than sleeping and polling in SQLite's busy
+handler, whose unfair hand-over let p99 latency grow to seconds (perf-anchors.md §4); a
+waiting process's event loop is blocked all the same. One process is the default.
 
 The writer never copies the WAL back into the database file itself (that costs page
 writes and an fsync inside the commit that triggers it, blocking the event loop): a
