@@ -26,7 +26,7 @@ import orjson
 
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
-from crmlite.records.external import key_lock, resolve
+from crmlite.records.external import key_lock, resolve, scope_of
 from crmlite.records.keys import derived_keys
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
@@ -105,8 +105,7 @@ class Batch:
 
     # -- keys -------------------------------------------------------------------------------
     def scope(self, f: Field) -> int:
-        """external.scope_of, without the call: the writer for user-based fields, else 0."""
-        return self.user_id if f.external_type == "user" else 0
+        return scope_of(f, self.principal)
 
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
