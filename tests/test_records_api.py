@@ -69,6 +69,19 @@ def test_update_in_bulk_and_by_id(api: Client) -> None:
     assert missing.status_code == 400
 
 
+def test_update_by_id_refuses_another_modules_record(api: Client) -> None:
+    contact = api.upsert("Contacts", [{"Last_Name": "Kept", "Email": "kept@example.com"}]
+                         ).json()["data"][0]["details"]["id"]
+    reply = api.put("/crm/v8/Leads", {"data": [{"id": contact, "Last_Name": "Stolen"}]})
+    assert reply.status_code == 400
+    assert reply.json()["data"][0] == {"code": "INVALID_DATA", "details": {"id": contact},
+                                       "message": "the id given seems to be invalid",
+                                       "status": "error"}
+    assert api.put(f"/crm/v8/Leads/{contact}",
+                   {"data": [{"Last_Name": "Stolen"}]}).status_code == 400
+    assert api.record("Contacts", contact)["Last_Name"] == "Kept"
+
+
 def test_update_cannot_take_another_records_unique_value(api: Client) -> None:
     api.add_field("Leads", field_label="Badge", data_type="text", unique={})
     a, b = (i["details"]["id"] for i in api.post("/crm/v8/Leads", {"data": [

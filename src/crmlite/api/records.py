@@ -22,7 +22,7 @@ from crmlite.errors import RequestError, required_param
 from crmlite.records import reader
 from crmlite.records.deletion import delete_records
 from crmlite.records.external import external_field
-from crmlite.records.writer import Mode, item, write_records
+from crmlite.records.writer import Mode, items, write_records
 from crmlite.schema.dictionary import Field, Module
 
 # Zoho asks for `fields` on list calls from v7 on (zoho-crm-api.md §3.4, §10).
@@ -66,7 +66,7 @@ async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: in
     outcomes = await run(request, write_records, store_of(request), principal, module,
                          body.get("data"), mode, body.get("duplicate_check_fields"), path_id, by,
                          since)
-    return batch([item(o, principal, mode, by) for o in outcomes], success)
+    return batch(items(outcomes, principal, mode, by), success)
 
 
 async def upsert(request: Request) -> Response:
@@ -90,9 +90,9 @@ async def module_collection(request: Request) -> Response:
         ids = request.query_params.get("ids")
         if ids is None:
             raise required_param("ids")
-        items = await run(request, delete_records, store_of(request), principal, module,
+        replies = await run(request, delete_records, store_of(request), principal, module,
                           ids.split(","), addressed_by(request, module))
-        return batch(items)
+        return batch(replies)
     raise invalid_method()
 
 
@@ -124,7 +124,7 @@ async def module_record(request: Request) -> Response:
         return no_content() if record is None else JSON({"data": [record]})
     if method == "DELETE":
         require_module_scope(principal, module, scopes.DELETE)
-        items = await run(request, delete_records, store_of(request), principal, module,
+        replies = await run(request, delete_records, store_of(request), principal, module,
                           [record_id], addressed_by(request, module))
-        return batch(items)
+        return batch(replies)
     raise invalid_method()

@@ -10,18 +10,13 @@ values do not tell; they are read by record (index ``unique_keys_user_scoped``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from crmlite.schema.datatypes import key_of
 from crmlite.schema.dictionary import Field, Module
 
 
-def derived_keys(module: Module, data: dict[str, Any]) -> Iterator[tuple[Field, str]]:
+def derived_keys(module: Module, data: dict[str, Any]) -> list[tuple[Field, str]]:
     """The (field, normalised value) of each derivable key row of a record with ``data``."""
-    for f in module.derived_key_fields:
-        value = data.get(f.api_name)
-        if value is not None:
-            k = key_of(f, value)
-            if k is not None:
-                yield f, k
+    return [(f, k) for f in module.derived_key_fields
+            if (k := key_of(f, data.get(f.api_name))) is not None]

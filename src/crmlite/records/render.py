@@ -24,12 +24,26 @@ def user_ref(users: dict[int, User], user_id: int, with_email: bool = False) -> 
     return user.minified_with_email if with_email else user.minified
 
 
-def write_details(record: StoredRecord, users: dict[int, User], tz: ZoneInfo) -> dict[str, Any]:
-    """The ``details`` of a successful insert, update or upsert item, in Zoho's key order."""
-    return {
-        "Modified_Time": format_time(record.modified_time, tz),
-        "Modified_By": user_ref(users, record.modified_by),
-        "Created_Time": format_time(record.created_time, tz),
-        "id": str(record.id),
-        "Created_By": user_ref(users, record.created_by),
-    }
+def write_details(records: list[StoredRecord], users: dict[int, User],
+                  tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The ``details`` of successful insert, update or upsert items, in Zoho's key order.
+
+    A reply's records mostly share their times and users: each is rendered once.
+    """
+    times: dict[int, str] = {}
+    refs: dict[int, dict[str, Any]] = {}
+    details = []
+    for r in records:
+        modified, created = times.get(r.modified_time), times.get(r.created_time)
+        if modified is None:
+            modified = times[r.modified_time] = format_time(r.modified_time, tz)
+        if created is None:
+            created = times[r.created_time] = format_time(r.created_time, tz)
+        modifier, creator = refs.get(r.modified_by), refs.get(r.created_by)
+        if modifier is None:
+            modifier = refs[r.modified_by] = user_ref(users, r.modified_by)
+        if creator is None:
+            creator = refs[r.created_by] = user_ref(users, r.created_by)
+        details.append({"Modified_Time": modified, "Modified_By": modifier,
+                        "Created_Time": created, "id": str(r.id), "Created_By": creator})
+    return details

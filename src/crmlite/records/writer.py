@@ -101,11 +101,14 @@ class Batch:
         self.unplanned = 0  # records of the batch not planned yet
         self.by: Field | None = None  # update addressed by this external field
         self.full_name = module.field("Full_Name") is not None
+        # each key field's scope for this caller (records/external.py's rule), looked up
+        # for every key of every record
+        self.scopes: dict[Field, int] = {f: scope_of(f, principal) for f in module.key_fields}
         self.unmodified_since: int | None = None  # If-Unmodified-Since, epoch seconds
 
     # -- keys -------------------------------------------------------------------------------
     def scope(self, f: Field) -> int:
-        return scope_of(f, self.principal)
+        return self.scopes[f]
 
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
@@ -200,19 +203,23 @@ class Batch:
         """Whether one of the record's external values names a stored record."""
         for f in self.module.external_fields:
             k = c.keys.get(f)
-            if k is not None and (f.id, self.scope(f), k) in self.unique:
+            if k is not None and (f.id, self.scopes[f], k) in self.unique:
                 return True
         return False
 
     def load_records(self, ids: list[int]) -> None:
         """Read the records the batch may change, and so their key rows (records/keys.py)."""
         tx, records, module, unique = self.tx, self.records, self.module, self.unique
+        org_id, module_id = self.org_id, module.id
         for part in chunks(ids):
             among, args = tx.member_of("id", part, "bigint")
-            for rid, owner, creator, created, modifier, modified, raw in tx.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
-                f"AND {among}", (self.org_id, module.id, *args),
+            # by id alone (the primary key; SQLite would rather walk records_by_module), then
+            # checked: an id given by the client may name another module's record
+            for org, mod, rid, owner, creator, created, modifier, modified, raw in tx.execute(
+                f"SELECT org_id, module_id, {RECORD_COLUMNS} FROM records WHERE {among}", args,
             ):
+                if org != org_id or mod != module_id:
+                    continue
                 rec = records[rid] = StoredRecord(rid, owner, creator, created, modifier,
                                                   modified, orjson.loads(raw))
                 keys, matches = rec.keys, rec.matches
@@ -262,7 +269,7 @@ class Batch:
         if k is None:
             return None, False
         if f.is_key:
-            return self.unique.get((f.id, self.scope(f), k)), False
+            return self.unique.get((f.id, self.scopes[f], k)), False
         if not self.complete and k not in self.fetched_matches:
             raise Replan(f"{f.api_name} values not read")
         found = self.matches.get((f.id, k))
@@ -277,10 +284,11 @@ class Batch:
         if c.error is not None:
             out.error = c.error
             return out
-        error = self.check_references(c)
-        if error is not None:
-            out.error = error
-            return out
+        if c.owner_id is not None or c.lookups:
+            error = self.check_references(c)
+            if error is not None:
+                out.error = error
+                return out
         target: int | None = None
         if mode == "update":
             if c.target_id not in self.records:
@@ -290,20 +298,23 @@ class Batch:
                 return out
             target = c.target_id
         elif mode == "upsert":
+            keys = c.keys
             for f in self.module.external_fields:
-                if f in c.keys:
-                    target, _ = self.find(f, c.keys[f])
+                k = keys.get(f)
+                if k is not None:
+                    target = self.unique.get((f.id, self.scopes[f], k))
                     if target is not None:
                         out.duplicate_field = f.api_name
                         break
             if target is None:
                 for f in order:
-                    if f in c.keys:
-                        target, out.more_records = self.find(f, c.keys[f])
+                    if f in keys:
+                        target, out.more_records = self.find(f, keys[f])
                         if target is not None:
                             out.duplicate_field = f.api_name
                             break
-        out.error = (self.check_unmodified(target) or self.check_mandatory(c, target is None)
+        error = self.check_unmodified(target) if self.unmodified_since is not None else None
+        out.error = (error or self.check_mandatory(c, target is None)
                      or self.check_duplicates(c, target))
         if out.error is None:
             out.action = "insert" if target is None else "update"
@@ -321,7 +332,8 @@ class Batch:
             return None
         return RecordError("ALREADY_MODIFIED",
                            "record updated time has already passed if-unmodified-since time",
-                           write_details(rec, self.principal.users, self.principal.user.tz))
+                           write_details([rec], self.principal.users,
+                                         self.principal.user.tz)[0])
 
     def check_references(self, c: Candidate) -> RecordError | None:
         users = self.principal.users
@@ -356,7 +368,7 @@ class Batch:
         for f, k in c.keys.items():
             if k is None or not f.is_key:
                 continue
-            holder = self.unique.get((f.id, self.scope(f), k))
+            holder = self.unique.get((f.id, self.scopes[f], k))
             if holder is not None and holder != target:
                 return self.duplicate(c.index, f, self.records[holder])
         return None
@@ -388,7 +400,7 @@ class Batch:
                 if k is None:
                     continue
                 if f.is_key:
-                    scope = self.scope(f)
+                    scope = self.scopes[f]
                     rec.keys[f.id] = (scope, k)
                     self.unique[(f.id, scope, k)] = rid
                 else:  # the newest record of all: last among the holders
@@ -403,8 +415,10 @@ class Batch:
             rec.data.update(c.values)
             for f, k in c.keys.items():
                 if f.is_key:
-                    self.move_key(rec, f, k)
-                else:
+                    old = rec.keys.get(f.id)
+                    if (old[1] if old is not None else None) != k:
+                        self.move_key(rec, f, k)
+                elif rec.matches.get(f.id) != k:
                     self.move_match(rec, f, k)
         data = rec.data
         if c.clears:  # a stored record holds no empty values
@@ -431,7 +445,7 @@ class Batch:
             self.unique.pop((f.id, *old), None)
             del rec.keys[f.id]
         if new is not None:
-            scope = self.scope(f)
+            scope = self.scopes[f]
             rec.keys[f.id] = (scope, new)
             self.unique[(f.id, scope, new)] = rec.id
 
@@ -589,22 +603,30 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                        {})
 
 
-def item(outcome: Outcome, principal: Principal, mode: Mode,
-         by: Field | None = None) -> dict[str, Any]:
-    """The ``data[]`` item Zoho answers for one record (echoing ``by``'s value, if given)."""
-    if outcome.error is not None:
-        return outcome.error.body()
-    rec = outcome.record
-    assert rec is not None
-    details = write_details(rec, principal.users, principal.user.tz)
-    if outcome.more_records:
-        details["more_records"] = True
-    if by is not None:
-        details[by.api_name] = rec.data.get(by.api_name)
-    added = outcome.action == "insert"
-    if mode == "upsert":
-        return {"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
-                "action": outcome.action, "details": details,
-                "message": "record added" if added else "record updated", "status": "success"}
-    return {"code": "SUCCESS", "details": details,
-            "message": "record added" if added else "record updated", "status": "success"}
+def items(outcomes: list[Outcome], principal: Principal, mode: Mode,
+          by: Field | None = None) -> list[dict[str, Any]]:
+    """The ``data[]`` items Zoho answers, one per record (echoing ``by``'s value, if given)."""
+    written = [o.record for o in outcomes if o.error is None]
+    details = iter(write_details(written, principal.users,  # type: ignore[arg-type]
+                                 principal.user.tz))
+    upsert = mode == "upsert"
+    answer = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            answer.append(outcome.error.body())
+            continue
+        d = next(details)
+        if outcome.more_records:
+            d["more_records"] = True
+        if by is not None:
+            d[by.api_name] = outcome.record.data.get(by.api_name)  # type: ignore[union-attr]
+        added = outcome.action == "insert"
+        message = "record added" if added else "record updated"
+        if upsert:
+            answer.append({"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
+                           "action": outcome.action, "details": d, "message": message,
+                           "status": "success"})
+        else:
+            answer.append({"code": "SUCCESS", "details": d, "message": message,
+                           "status": "success"})
+    return answer

@@ -237,11 +237,14 @@ def key_of(field: Field, value: Any) -> str | None:
     External values match exactly; other values match case-insensitively, as Zoho's
     unique fields do by default (``unique: {"case_sensitive": false}``).
     """
-    if value is None:
+    if type(value) is str:  # nearly always: text, email, phone
+        text = value.strip()
+    elif value is None:
         return None
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value).strip()
+    else:
+        text = str(value).strip()
     if field.external_type:
         return text or None
     return text.casefold() or None
