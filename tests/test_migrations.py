@@ -48,9 +48,9 @@ def indexes(database_url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_latest_version_is_3() -> None:
+def test_latest_version_is_4() -> None:
     # The upgrade test starts from version 1 and crosses every later step.
-    assert migrations.latest() == 3
+    assert migrations.latest() == 4
 
 
 def test_previous_schema_upgrades_in_place_and_keeps_its_data(
@@ -88,10 +88,11 @@ def test_previous_schema_upgrades_in_place_and_keeps_its_data(
     try:
         assert schema_version(database_url) == migrations.latest()
         # v2 added the sort indexes; v3 dropped records_by_created (id order) and the
-        # by-record key indexes but for user-based keys.
+        # by-record key indexes but for user-based keys; v4 carries Modified_Time in
+        # records_by_module instead of an index of its own.
         names = indexes(database_url)
-        assert {"records_by_modified", "unique_keys_user_scoped"} <= names
-        assert not {"records_by_created", "unique_keys_by_record",
+        assert {"records_by_module", "unique_keys_user_scoped"} <= names
+        assert not {"records_by_created", "records_by_modified", "unique_keys_by_record",
                     "match_keys_by_record"} & names
         api = new.client()
         after = {"Leads": api.get("/crm/v8/Leads?fields=Last_Name,Sync_ID,Email").json(),
@@ -112,7 +113,7 @@ def test_previous_schema_upgrades_in_place_and_keeps_its_data(
             "update", "Email", lead_ids[3])
         clash = api.post("/crm/v8/Leads", {"data": [{"Last_Name": "x", "Sync_ID": "S-1"}]})
         assert clash.json()["data"][0]["code"] == "DUPLICATE_DATA"
-        # The new index serves sort_by=Modified_Time (ties in id order).
+        # sort_by=Modified_Time works on the upgraded database (ties in id order).
         listing = api.get("/crm/v8/Leads?fields=Last_Name,Modified_Time&sort_by=Modified_Time"
                           "&sort_order=asc").json()["data"]
         assert sorted(r["id"] for r in listing) == sorted(lead_ids)

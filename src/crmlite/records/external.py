@@ -34,7 +34,12 @@ def scope_of(f: Field, principal: Principal) -> int:
 
 def key_lock(principal: Principal, f: Field, key: str) -> str:
     """The name writers lock to serialise on one key (PostgreSQL advisory locks)."""
-    return f"{principal.org_id}:{f.id}:{scope_of(f, principal)}:{key}"
+    return key_lock_prefix(principal, f) + key
+
+
+def key_lock_prefix(principal: Principal, f: Field) -> str:
+    """What the lock names of ``f``'s keys start with (a batch makes it once per field)."""
+    return f"{principal.org_id}:{f.id}:{scope_of(f, principal)}:"
 
 
 def resolve(tx: Tx, principal: Principal, module: Module, f: Field,

@@ -196,9 +196,14 @@ def list_records(store: Store, principal: Principal, module: Module,
             among, id_args = tx.member_of("id", ids, "bigint")
             where += f" AND {among}"
             args += id_args
+        order = f"ORDER BY {column} {direction}, id {direction}"
+        page = f"{order} LIMIT ? OFFSET ?"
+        if column != "id":
+            # the page's ids from records_by_module alone (it carries Modified_Time), then
+            # their rows: sorting the module's rows themselves would read every one
+            where, page = f"id IN (SELECT id FROM records WHERE {where} {page})", order
         rows = tx.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} "
-            f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?",
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} {page}",
             (*args, query.per_page + 1, (query.page - 1) * query.per_page),
         )
         records = [_row(r) for r in rows[: query.per_page]]

@@ -26,7 +26,7 @@ import orjson
 
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
-from crmlite.records.external import key_lock, resolve, scope_of
+from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
 from crmlite.records.keys import derived_keys
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
@@ -112,10 +112,14 @@ class Batch:
 
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
+        prefixes: dict[Field, str] = {}
         for c in cands:
             for f, k in c.keys.items():
                 if k is not None:
-                    yield key_lock(self.principal, f, k)
+                    prefix = prefixes.get(f)
+                    if prefix is None:
+                        prefix = prefixes[f] = key_lock_prefix(self.principal, f)
+                    yield prefix + k
             if c.target_id is not None:
                 yield f"{self.org_id}:record:{c.target_id}"
             if c.target_key is not None and self.by is not None:

@@ -162,7 +162,19 @@ _V3 = [
     "CREATE INDEX unique_keys_user_scoped ON unique_keys (record_id) WHERE scope <> 0",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+# Version 4: one index entry per record instead of two. records_by_modified made every
+# update delete its Modified_Time entry and insert it at another place of that index (about
+# a third of an update's cost on a large SQLite database); carried after the id in
+# records_by_module, the entry changes where it is. A sort_by=Modified_Time list scans the
+# module's entries of this narrow index and keeps the page it needs (a top-N sort) instead
+# of reading an index in order: still one index, not the records, is read.
+_V4 = [
+    "DROP INDEX records_by_modified",
+    "DROP INDEX records_by_module",
+    "CREATE INDEX records_by_module ON records (org_id, module_id, id, modified_time)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
