@@ -88,8 +88,8 @@ def test_previous_schema_upgrades_in_place_and_keeps_its_data(
     try:
         assert schema_version(database_url) == migrations.latest()
         # v2 added the sort indexes; v3 dropped records_by_created (id order) and the
-        # by-record key indexes but for user-based keys; v4 carries Modified_Time in
-        # records_by_module instead of an index of its own.
+        # by-record key indexes but for user-based keys; v4 dropped records_by_modified
+        # (an index entry that moved with every update).
         names = indexes(database_url)
         assert {"records_by_module", "unique_keys_user_scoped"} <= names
         assert not {"records_by_created", "records_by_modified", "unique_keys_by_record",

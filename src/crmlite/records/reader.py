@@ -199,8 +199,8 @@ def list_records(store: Store, principal: Principal, module: Module,
         order = f"ORDER BY {column} {direction}, id {direction}"
         page = f"{order} LIMIT ? OFFSET ?"
         if column != "id":
-            # the page's ids from records_by_module alone (it carries Modified_Time), then
-            # their rows: sorting the module's rows themselves would read every one
+            # the page's ids first (sorting only id and Modified_Time; no index carries
+            # Modified_Time, migrations.py v4), then the rows of that page
             where, page = f"id IN (SELECT id FROM records WHERE {where} {page})", order
         rows = tx.execute(
             f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} {page}",

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECORD_COLUMNS = "id, owner_id, created_by, created_time, modified_by, modified_time, data"
+# The same, and the record's org and module, of ``records r`` in a join
+JOINED_RECORD_COLUMNS = "r.org_id, r.module_id, " + ", ".join(
+    f"r.{c}" for c in RECORD_COLUMNS.split(", "))
 
 
 @dataclass(slots=True, eq=False)

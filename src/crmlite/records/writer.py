@@ -29,7 +29,7 @@ from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
 from crmlite.records.keys import derived_keys
 from crmlite.records.render import user_ref, write_details
-from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
+from crmlite.records.stored import JOINED_RECORD_COLUMNS, RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
@@ -176,16 +176,28 @@ class Batch:
             self.matches[key] = [rid for rid in holders if rid not in gone]
 
     def fetch_unique(self, f: Field, values: set[str], ids: set[int]) -> None:
-        tx, scope = self.tx, self.scope(f)
+        tx, scope = self.tx, self.scopes[f]
+        joined = tx.single_writer  # read the records along (nothing can change them first)
         for part in chunks(sorted(values)):
-            among, args = tx.member_of("value", part, "text")
-            for value, rid in tx.execute(
-                "SELECT value, record_id FROM unique_keys WHERE org_id = ? AND "
-                f"module_id = ? AND field_id = ? AND scope = ? AND {among}",
-                (self.org_id, self.module.id, f.id, scope, *args),
-            ):
-                self.unique[(f.id, scope, value)] = rid
-                ids.add(rid)
+            among, args = tx.member_of("k.value", part, "text")
+            where = ("k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND k.scope = ? "
+                     f"AND {among}")
+            params = (self.org_id, self.module.id, f.id, scope, *args)
+            if joined:
+                for value, *record in tx.execute(
+                    f"SELECT k.value, {JOINED_RECORD_COLUMNS} FROM unique_keys k "
+                    f"JOIN records r ON r.id = k.record_id WHERE {where}", params,
+                ):
+                    rid = record[2]
+                    self.unique[(f.id, scope, value)] = rid
+                    ids.add(rid)
+                    if rid not in self.records:
+                        self.add_record(record)
+            else:
+                for value, rid in tx.execute(
+                        f"SELECT k.value, k.record_id FROM unique_keys k WHERE {where}", params):
+                    self.unique[(f.id, scope, value)] = rid
+                    ids.add(rid)
 
     def fetch_matches(self, f: Field, values: set[str], ids: set[int]) -> None:
         tx = self.tx
@@ -212,29 +224,36 @@ class Batch:
         return False
 
     def load_records(self, ids: list[int]) -> None:
-        """Read the records the batch may change, and so their key rows (records/keys.py)."""
-        tx, records, module, unique = self.tx, self.records, self.module, self.unique
-        org_id, module_id = self.org_id, module.id
-        for part in chunks(ids):
+        """Read the records the batch may change (those not read yet), and so their key
+        rows (records/keys.py)."""
+        tx, records = self.tx, self.records
+        for part in chunks([rid for rid in ids if rid not in records]):
             among, args = tx.member_of("id", part, "bigint")
             # by id alone (the primary key; SQLite would rather walk records_by_module), then
             # checked: an id given by the client may name another module's record
-            for org, mod, rid, owner, creator, created, modifier, modified, raw in tx.execute(
+            for row in tx.execute(
                 f"SELECT org_id, module_id, {RECORD_COLUMNS} FROM records WHERE {among}", args,
             ):
-                if org != org_id or mod != module_id:
-                    continue
-                rec = records[rid] = StoredRecord(rid, owner, creator, created, modifier,
-                                                  modified, orjson.loads(raw))
-                keys, matches = rec.keys, rec.matches
-                for f, k in derived_keys(module, rec.data):
-                    if f.is_key:
-                        keys[f.id] = (0, k)
-                        unique[(f.id, 0, k)] = rid
-                    else:
-                        matches[f.id] = k
-            if module.user_key_fields:
+                self.add_record(row)
+        if self.module.user_key_fields:
+            for part in chunks(ids):
                 self.read_user_keys(part)
+
+    def add_record(self, row: Sequence[Any]) -> None:
+        """A record read as ``org_id, module_id, RECORD_COLUMNS``, if it is this module's."""
+        org, mod, rid, owner, creator, created, modifier, modified, raw = row
+        module = self.module
+        if org != self.org_id or mod != module.id:
+            return
+        rec = self.records[rid] = StoredRecord(rid, owner, creator, created, modifier,
+                                               modified, orjson.loads(raw))
+        keys, matches, unique = rec.keys, rec.matches, self.unique
+        for f, k in derived_keys(module, rec.data):
+            if f.is_key:
+                keys[f.id] = (0, k)
+                unique[(f.id, 0, k)] = rid
+            else:
+                matches[f.id] = k
 
     def read_user_keys(self, ids: Sequence[int]) -> None:
         """User-based external keys: their scope (the writer) is only in ``unique_keys``."""

@@ -24,6 +24,10 @@ Row = tuple[Any, ...]
 class Tx(Protocol):
     """An open transaction (or, for reads, a connection in autocommit)."""
 
+    # A write transaction excludes every other writer (SQLite): nothing it reads can change
+    # before it commits, so it needs no record locks and may read records with their keys.
+    single_writer: bool
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...

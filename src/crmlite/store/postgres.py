@@ -304,6 +304,8 @@ class Catalog:
 
 
 class PostgresTx:
+    single_writer = False
+
     def __init__(self, conn: psycopg.Connection, catalog: Catalog | None = None) -> None:
         self.conn = conn
         self.catalog = catalog
@@ -369,6 +371,7 @@ class LoopTx:
     """
 
     __slots__ = ("begin", "catalog", "conn", "pool", "store", "writes")
+    single_writer = False
 
     def __init__(self, store: PostgresStore, begin: bool) -> None:
         self.store = store

@@ -50,6 +50,8 @@ log = logging.getLogger("crmlite.store")
 
 
 class SQLiteTx:
+    single_writer = True  # BEGIN IMMEDIATE holds the database's one write lock
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
