@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import Client
 
 
@@ -127,6 +129,29 @@ def test_list_pages_sorts_and_selects_fields(api: Client) -> None:
     chosen = api.get(f"/crm/v8/Leads?fields=Last_Name&ids={ids[3]},{ids[7]}").json()
     assert sorted(r["id"] for r in chosen["data"]) == sorted([ids[3], ids[7]])
     assert api.get("/crm/v8/Leads?fields=Last_Name&page=4&per_page=10").status_code == 204
+
+
+def test_list_sorted_by_modified_time_pages_the_latest_changes(api: Client) -> None:
+    made = api.upsert("Leads", [{"Last_Name": f"M{n}", "Company": "C"} for n in range(5)])
+    ids = [i["details"]["id"] for i in made.json()["data"]]
+    time.sleep(1.1)  # Modified_Time has seconds precision
+    changed = api.put("/crm/v8/Leads", {"data": [{"id": ids[3], "Company": "D"},
+                                                 {"id": ids[1], "Company": "D"}]})
+    assert changed.status_code == 200, changed.text
+    query = "/crm/v8/Leads?fields=Last_Name,Modified_Time&sort_by=Modified_Time&per_page=2"
+    first = api.get(query).json()  # newest first; ties in id order, descending too
+    assert [r["id"] for r in first["data"]] == [ids[3], ids[1]]
+    assert first["info"]["sort_by"] == "Modified_Time"
+    assert first["info"]["more_records"] is True
+    second = api.get(query + "&page=2").json()
+    assert [r["id"] for r in second["data"]] == [ids[4], ids[2]]
+    last = api.get(query + "&page=3").json()
+    assert [r["id"] for r in last["data"]] == [ids[0]]
+    assert last["info"]["more_records"] is False
+    ascending = api.get(query + "&sort_order=asc&per_page=5").json()["data"]
+    assert [r["id"] for r in ascending] == [ids[0], ids[2], ids[4], ids[1], ids[3]]
+    times = [r["Modified_Time"] for r in ascending]
+    assert times == sorted(times) and times[0] < times[-1]
 
 
 def test_list_parameter_errors(api: Client) -> None:

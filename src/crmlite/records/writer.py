@@ -143,15 +143,11 @@ class Batch:
             for c in cands:
                 if c.target_key is not None:
                     c.target_id = targets.get(c.target_key)
-        wanted: dict[Field, set[str]] = {}
-        for c in cands:
-            if c.target_id is not None:
-                ids.add(c.target_id)
-            for f, k in c.keys.items():
-                if k is not None and f.is_key:
-                    wanted.setdefault(f, set()).add(k)
-        for f, values in wanted.items():
-            self.fetch_unique(f, values, ids)
+        ids.update(c.target_id for c in cands if c.target_id is not None)
+        for f in module.key_fields:
+            values = {k for c in cands if (k := c.keys.get(f)) is not None}
+            if values:
+                self.fetch_unique(f, values, ids)
         match_field = module.match_field
         if match_field is not None and self.mode == "upsert":
             self.fetch_matches(match_field, {
@@ -176,37 +172,22 @@ class Batch:
             self.matches[key] = [rid for rid in holders if rid not in gone]
 
     def fetch_unique(self, f: Field, values: set[str], ids: set[int]) -> None:
-        tx, scope = self.tx, self.scopes[f]
-        joined = tx.single_writer  # read the records along (nothing can change them first)
+        scope = self.scopes[f]
         for part in chunks(sorted(values)):
-            among, args = tx.member_of("k.value", part, "text")
-            where = ("k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND k.scope = ? "
-                     f"AND {among}")
-            params = (self.org_id, self.module.id, f.id, scope, *args)
-            if joined:
-                for value, *record in tx.execute(
-                    f"SELECT k.value, {JOINED_RECORD_COLUMNS} FROM unique_keys k "
-                    f"JOIN records r ON r.id = k.record_id WHERE {where}", params,
-                ):
-                    rid = record[2]
-                    self.unique[(f.id, scope, value)] = rid
-                    ids.add(rid)
-                    if rid not in self.records:
-                        self.add_record(record)
-            else:
-                for value, rid in tx.execute(
-                        f"SELECT k.value, k.record_id FROM unique_keys k WHERE {where}", params):
-                    self.unique[(f.id, scope, value)] = rid
-                    ids.add(rid)
+            among, args = self.tx.member_of("k.value", part, "text")
+            for value, rid in self.key_rows(
+                "unique_keys", "k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND "
+                f"k.scope = ? AND {among}", (self.org_id, self.module.id, f.id, scope, *args),
+            ):
+                self.unique[(f.id, scope, value)] = rid
+                ids.add(rid)
 
     def fetch_matches(self, f: Field, values: set[str], ids: set[int]) -> None:
-        tx = self.tx
         self.fetched_matches |= values
         for part in chunks(sorted(values)):
-            among, args = tx.member_of("value", part, "text")
-            for value, rid in tx.execute(
-                "SELECT value, record_id FROM match_keys "
-                f"WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among}",
+            among, args = self.tx.member_of("k.value", part, "text")
+            for value, rid in self.key_rows(
+                "match_keys", f"k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND {among}",
                 (self.org_id, self.module.id, f.id, *args),
             ):
                 holders = self.matches.setdefault((f.id, value), [])
@@ -214,6 +195,25 @@ class Batch:
                 if len(holders) > 1:  # oldest first: record ids grow with their creation
                     holders.sort()
                 ids.add(rid)
+
+    def key_rows(self, table: str, where: str, params: Sequence[Any]) -> list[tuple[str, int]]:
+        """The (value, record id) of the rows of key ``table`` (as ``k``) that ``where``
+        selects. A single writer reads the records along, in the same statement (nothing
+        can change them before it commits); otherwise they are read once locked."""
+        tx = self.tx
+        if not tx.single_writer:
+            return tx.execute(f"SELECT k.value, k.record_id FROM {table} k WHERE {where}",
+                              params)
+        found = []
+        for value, *record in tx.execute(
+            f"SELECT k.value, {JOINED_RECORD_COLUMNS} FROM {table} k "
+            f"JOIN records r ON r.id = k.record_id WHERE {where}", params,
+        ):
+            rid = record[2]
+            if rid not in self.records:
+                self.add_record(record)
+            found.append((value, rid))
+        return found
 
     def matched_externally(self, c: Candidate) -> bool:
         """Whether one of the record's external values names a stored record."""
