@@ -9,7 +9,7 @@ import orjson
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, invalid_id, required_param
 from crmlite.records.external import key_lock, resolve
-from crmlite.records.keys import derived_keys
+from crmlite.records.keys import derived_rows
 from crmlite.records.writer import MAX_RECORDS
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
@@ -66,11 +66,9 @@ def delete_keys(tx: Tx, org_id: int, module: Module, rows: list[tuple[int, str]]
         return
     unique, matches = [], []
     for rid, data in rows:
-        for f, k in derived_keys(module, orjson.loads(data)):
-            if f.is_key:
-                unique.append((org_id, module.id, f.id, k))
-            else:
-                matches.append((org_id, module.id, f.id, k, rid))
+        keys, matched = derived_rows(module, orjson.loads(data))
+        unique += [(org_id, module.id, fid, k) for fid, (_, k) in keys.items()]
+        matches += [(org_id, module.id, fid, k, rid) for fid, k in matched.items()]
     if unique:
         tx.executemany("DELETE FROM unique_keys WHERE org_id = ? AND module_id = ? AND "
                        "field_id = ? AND scope = 0 AND value = ?", sorted(unique))

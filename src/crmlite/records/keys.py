@@ -13,10 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 from crmlite.schema.datatypes import key_of
-from crmlite.schema.dictionary import Field, Module
+from crmlite.schema.dictionary import Module
 
 
-def derived_keys(module: Module, data: dict[str, Any]) -> list[tuple[Field, str]]:
-    """The (field, normalised value) of each derivable key row of a record with ``data``."""
-    return [(f, k) for f in module.derived_key_fields
-            if (k := key_of(f, data.get(f.api_name))) is not None]
+def derived_rows(module: Module, data: dict[str, Any]
+                 ) -> tuple[dict[int, tuple[int, str]], dict[int, str]]:
+    """The derivable key rows of a record with ``data``, as :class:`StoredRecord` holds
+    them: ``unique_keys`` (field id -> (scope 0, value)) and ``match_keys`` (field id ->
+    value)."""
+    keys: dict[int, tuple[int, str]] = {}
+    matches: dict[int, str] = {}
+    for f in module.derived_key_fields:
+        k = key_of(f, data.get(f.api_name))
+        if k is not None:
+            if f.is_key:
+                keys[f.id] = (0, k)
+            else:
+                matches[f.id] = k
+    return keys, matches

@@ -27,7 +27,7 @@ import orjson
 from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
-from crmlite.records.keys import derived_keys
+from crmlite.records.keys import derived_rows
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import JOINED_RECORD_COLUMNS, RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
@@ -245,15 +245,11 @@ class Batch:
         module = self.module
         if org != self.org_id or mod != module.id:
             return
-        rec = self.records[rid] = StoredRecord(rid, owner, creator, created, modifier,
-                                               modified, orjson.loads(raw))
-        keys, matches, unique = rec.keys, rec.matches, self.unique
-        for f, k in derived_keys(module, rec.data):
-            if f.is_key:
-                keys[f.id] = (0, k)
-                unique[(f.id, 0, k)] = rid
-            else:
-                matches[f.id] = k
+        # Its key rows go to the record only: every value a record of the batch looks up
+        # was read by fetch_unique / fetch_matches, stored record or not.
+        data = orjson.loads(raw)
+        self.records[rid] = StoredRecord(rid, owner, creator, created, modifier, modified,
+                                         data, *derived_rows(module, data))
 
     def read_user_keys(self, ids: Sequence[int]) -> None:
         """User-based external keys: their scope (the writer) is only in ``unique_keys``."""
