@@ -165,11 +165,12 @@ _V3 = [
 # Version 4: records_by_modified goes. It made every update delete the record's
 # Modified_Time entry and insert it at another place of the index: on a SQLite database of
 # 500,000 records a third of an update's SQLite work, a seventh of all its CPU (and on
-# PostgreSQL an indexed column that changes rules out HOT updates). A sort_by=Modified_Time list now picks the page's ids by
-# reading the module's rows with a top-N sort (about 50 ms for 200,000 records on the
-# project machine) instead of reading an index in order; carrying Modified_Time in
-# records_by_module would make that 2-3x faster, but still cost every update an index
-# entry. Lists by id and by Created_Time (id order) still read records_by_module in order.
+# PostgreSQL an indexed column that changes rules out HOT updates). A sort_by=Modified_Time
+# list now picks the page's ids by reading the module's rows with a top-N sort (about 50 ms
+# for 200,000 records on the project machine) instead of reading an index in order;
+# carrying Modified_Time in records_by_module would make that 2-3x faster, but still cost
+# every update an index entry. Lists by id and by Created_Time (id order) still read
+# records_by_module in order.
 _V4 = [
     "DROP INDEX records_by_modified",
 ]
