@@ -333,8 +333,9 @@ class Batch:
                             out.duplicate_field = f.api_name
                             break
         error = self.check_unmodified(target) if self.unmodified_since is not None else None
-        out.error = (error or self.check_mandatory(c, target is None)
-                     or self.check_duplicates(c, target))
+        if error is None and (target is None or c.clears):  # an update can only clear one
+            error = self.check_mandatory(c, target is None)
+        out.error = error or self.check_duplicates(c, target)
         if out.error is None:
             out.action = "insert" if target is None else "update"
             out.record = self.apply(c, target)
