@@ -91,7 +91,7 @@ async def module_collection(request: Request) -> Response:
         if ids is None:
             raise required_param("ids")
         replies = await run(request, delete_records, store_of(request), principal, module,
-                          ids.split(","), addressed_by(request, module))
+                            ids.split(","), addressed_by(request, module))
         return batch(replies)
     raise invalid_method()
 
@@ -125,6 +125,6 @@ async def module_record(request: Request) -> Response:
     if method == "DELETE":
         require_module_scope(principal, module, scopes.DELETE)
         replies = await run(request, delete_records, store_of(request), principal, module,
-                          [record_id], addressed_by(request, module))
+                            [record_id], addressed_by(request, module))
         return batch(replies)
     raise invalid_method()

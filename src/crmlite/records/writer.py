@@ -107,9 +107,6 @@ class Batch:
         self.unmodified_since: int | None = None  # If-Unmodified-Since, epoch seconds
 
     # -- keys -------------------------------------------------------------------------------
-    def scope(self, f: Field) -> int:
-        return self.scopes[f]
-
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
         """The batch's keys and target records (lazily: SQLite never asks)."""
         prefixes: dict[Field, str] = {}
@@ -625,23 +622,25 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
 
 def items(outcomes: list[Outcome], principal: Principal, mode: Mode,
           by: Field | None = None) -> list[dict[str, Any]]:
-    """The ``data[]`` items Zoho answers, one per record (echoing ``by``'s value, if given)."""
-    written = [o.record for o in outcomes if o.error is None]
-    details = iter(write_details(written, principal.users,  # type: ignore[arg-type]
-                                 principal.user.tz))
+    """The ``data[]`` items Zoho answers, one per record (echoing ``by``'s value, if given).
+
+    A record was written exactly when its outcome holds it (no error)."""
+    written = [o.record for o in outcomes if o.record is not None]
+    details = iter(write_details(written, principal.users, principal.user.tz))
     upsert = mode == "upsert"
     answer = []
     for outcome in outcomes:
-        if outcome.error is not None:
+        rec = outcome.record
+        if rec is None:
+            assert outcome.error is not None
             answer.append(outcome.error.body())
             continue
         d = next(details)
         if outcome.more_records:
             d["more_records"] = True
         if by is not None:
-            d[by.api_name] = outcome.record.data.get(by.api_name)  # type: ignore[union-attr]
-        added = outcome.action == "insert"
-        message = "record added" if added else "record updated"
+            d[by.api_name] = rec.data.get(by.api_name)
+        message = "record added" if outcome.action == "insert" else "record updated"
         if upsert:
             answer.append({"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
                            "action": outcome.action, "details": d, "message": message,
