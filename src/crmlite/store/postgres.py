@@ -142,18 +142,15 @@ def lock_id(name: str) -> int:
 
 
 def lock_ids(names: Iterable[str]) -> list[int]:
-    """The sorted, distinct advisory locks of the names: the order every writer locks in.
-    (:func:`lock_id` inlined: a batch has a few hundred names.)"""
-    ids: set[int] = set()
-    add, blake2b, from_bytes = ids.add, hashlib.blake2b, int.from_bytes
-    for name in names:
-        if ":record:" in name:
-            org, _, rid = name.partition(":record:")
-            if rid.isdigit() and ":" not in org:
-                add(int(rid))
-                continue
-        add(from_bytes(blake2b(name.encode(), digest_size=8).digest(), "big", signed=True))
-    return sorted(ids)
+    """The sorted, distinct advisory locks of the names: the order every writer locks in."""
+    return sorted({lock_id(name) for name in names})
+
+
+def lock_statement(ids: str) -> str:
+    """One statement that takes the advisory locks ``ids`` (a bigint[] parameter or literal)
+    in ascending order: two batches that share keys queue on the first shared one instead
+    of deadlocking."""
+    return f"SELECT pg_advisory_xact_lock(k) FROM unnest({ids}::bigint[]) AS k ORDER BY k"
 
 
 Columns = dict[str, dict[str, str]]  # table -> column -> SQL type
@@ -332,12 +329,7 @@ class PostgresTx:
     def lock_keys(self, keys: Iterable[str]) -> None:
         ids = lock_ids(keys)
         if ids:
-            # One statement, locks taken in ascending order: two batches that share keys
-            # queue on the first shared one instead of deadlocking.
-            self.conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) AS k ORDER BY k",
-                (ids,), prepare=False,
-            )
+            self.conn.execute(lock_statement("%b"), (ids,), prepare=False)
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -350,7 +342,7 @@ class PostgresTx:
         ).fetchall()
         return sorted(r[0] for r in rows)
 
-_LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k"
+_LOCK = lock_statement("$1")
 
 
 class LoopTx:
@@ -453,8 +445,7 @@ class LoopTx:
                 self._connect()
             self.begin = False
             await_only(self.conn.execute(
-                "BEGIN; SELECT pg_advisory_xact_lock(k) "
-                f"FROM unnest('{{{','.join(map(str, ids))}}}'::bigint[]) AS k ORDER BY k"))
+                "BEGIN; " + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
             return
         self._ready()
         await_only(self.conn.execute(_LOCK, ids))
