@@ -235,6 +235,71 @@ def test_a_read_that_sends_nothing_borrows_no_connection(
         store.close()
 
 
+def test_write_transactions_reuse_plans_once_the_hot_tables_are_large(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small tables: every statement planned afresh. Once the statistics keeper has seen
+    every hot table at GENERIC_PLANS_FROM rows, write transactions let PostgreSQL reuse
+    plans (after its five custom ones), and upserts still find what they should."""
+    store = PostgresStore(url)
+    try:
+        _, token = admin_token(store)
+
+        def mode() -> str:
+            with store.write() as tx:
+                tx.lock_keys(["1:1:0:k"])
+                return str(tx.execute("SHOW plan_cache_mode")[0][0])
+
+        def upserts() -> list[list[str]]:
+            actions = []
+            for n in range(8):  # beyond the five custom plans, then on a generic one
+                principal = authenticate(store, token)
+                assert principal is not None
+                actions.append([o.action for o in write_records(
+                    store, principal, principal.dictionary.module("Contacts"),
+                    [{"Last_Name": "L", "Email": f"p{n + k}@example.com"} for k in (0, 1)],
+                    "upsert")])
+            return actions
+
+        store.statistics.refresh()  # the tables are empty
+        assert not store.statistics.large
+        assert on_loop(store, mode) == "force_custom_plan"
+        monkeypatch.setattr(postgres, "GENERIC_PLANS_FROM", 0)
+        with psycopg.connect(url, autocommit=True) as conn:
+            for table in postgres.HOT_TABLES:
+                conn.execute(f"ANALYZE {table}")
+        store.statistics.refresh()
+        assert store.statistics.large
+        assert on_loop(store, mode) == "auto"
+        # each record's Email was the second one of the batch before
+        assert on_loop(store, upserts) == [["insert", "insert"]] + [["update", "insert"]] * 7
+        with store.read() as tx:
+            assert tx.execute("SELECT count(*) FROM records")[0][0] == 9
+    finally:
+        store.close()
+
+
+def test_a_plan_cache_mode_in_the_url_is_left_alone(pg_cluster: PostgresCluster,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres, "GENERIC_PLANS_FROM", 0)
+    url = pg_cluster.create_database()
+    store = PostgresStore(url + "?options=-c%20plan_cache_mode%3Dforce_generic_plan")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")  # never analysed tables (reltuples -1) are not large
+        store.statistics.refresh()
+        assert store.statistics.large
+
+        def mode() -> str:
+            with store.write() as tx:
+                tx.lock_keys(["1:1:0:k"])
+                return str(tx.execute("SHOW plan_cache_mode")[0][0])
+
+        assert on_loop(store, mode) == "force_generic_plan"
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
+
+
 def test_lock_ids() -> None:
     record = ID_BASE + 42
     assert lock_id(f"7:record:{record}") == record  # a record is locked by its id
