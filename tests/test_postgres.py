@@ -105,8 +105,9 @@ def test_hot_tables_get_statistics_without_waiting_for_autovacuum(
 
 def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
         pg_cluster: PostgresCluster) -> None:
-    """The upsert reads that p@example.com names record R, then waits for R's lock, held by
-    a delete; once the delete commits, R is gone and the upsert inserts a new record."""
+    """The upsert reads that p@example.com names record R, then waits for R's row lock,
+    held by a delete; once the delete commits, R is gone and the upsert inserts a new
+    record."""
     from crmlite.auth.principal import authenticate
     from crmlite.records.deletion import delete_keys
     from crmlite.records.writer import Outcome, write_records
@@ -137,10 +138,10 @@ def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
         waiting = threading.Thread(target=upsert)
         waiting.start()
         with store.write() as tx:
-            tx.lock_keys([f"{org.id}:record:{gone}"])
+            rows = tx.execute(tx.lock_rows("SELECT id, data FROM records WHERE id = ? "
+                                           "ORDER BY id"), (gone,))
             locked.set()
             time.sleep(1.0)  # the upsert has read the Email's key and waits for the lock
-            rows = tx.execute("SELECT id, data FROM records WHERE id = ?", (gone,))
             delete_keys(tx, org.id, contacts, rows)
         waiting.join(30)
         assert not errors, errors

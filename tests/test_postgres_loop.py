@@ -18,7 +18,6 @@ from crmlite.records.writer import write_records
 from crmlite.store import postgres
 from crmlite.store.base import ConflictError, StoreBusy
 from crmlite.store.bridge import await_only, greenlet_spawn
-from crmlite.store.migrations import ID_BASE
 from crmlite.store.postgres import Catalog, PostgresStore, lock_id, lock_ids, set_based
 from tests.conftest import admin_token
 from tests.pgcluster import PostgresCluster
@@ -115,7 +114,7 @@ def test_writes_to_one_table_keep_their_order_and_others_go_in_one_statement(url
 
         def move_key() -> None:
             with store.write() as tx:
-                tx.lock_keys(["1:1:0:a", "1:record:11", "1:record:12"])
+                tx.lock_keys(["1:1:0:a"])
                 tx.conn, tx.pool = Spy(tx.conn, sent), SpyPool(tx.pool)  # type: ignore
                 # "a" moves from record 10 to record 12: the DELETE must come first
                 tx.executemany(KEY_DELETE, [(1, 1, 1, 0, "a")])
@@ -301,13 +300,11 @@ def test_a_plan_cache_mode_in_the_url_is_left_alone(pg_cluster: PostgresCluster,
 
 
 def test_lock_ids() -> None:
-    record = ID_BASE + 42
-    assert lock_id(f"7:record:{record}") == record  # a record is locked by its id
     key = lock_id("7:123:0:ext-1")
     assert key == lock_id("7:123:0:ext-1") and -(2**63) <= key < 2**63
-    assert lock_id("7:123:0:x:record:5") != 5  # a key whose value looks like a record
-    assert lock_ids(["7:123:0:b", f"7:record:{record}", "7:123:0:b"]) == sorted(
-        {lock_id("7:123:0:b"), record})
+    assert lock_id("7:123:0:ext-2") != key
+    assert lock_ids(["7:123:0:b", "7:123:0:a", "7:123:0:b"]) == sorted(
+        {lock_id("7:123:0:a"), lock_id("7:123:0:b")})
 
 
 def test_set_based_statements_numbered_for_asyncpg() -> None:

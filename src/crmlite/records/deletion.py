@@ -37,11 +37,10 @@ def delete_records(store: Store, principal: Principal, module: Module, ids: list
         wanted = sorted({t for t in targets if t is not None})
         existing: set[int] = set()
         if wanted:
-            tx.lock_keys(f"{principal.org_id}:record:{rid}" for rid in wanted)
             among, args = tx.member_of("id", wanted, "bigint")
-            rows = tx.execute(
-                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? AND {among}",
-                (principal.org_id, module.id, *args))
+            rows = tx.execute(tx.lock_rows(
+                f"SELECT id, data FROM records WHERE org_id = ? AND module_id = ? AND {among} "
+                "ORDER BY id"), (principal.org_id, module.id, *args))
             existing = {rid for rid, _ in rows}
             delete_keys(tx, principal.org_id, module, rows)
     items = []

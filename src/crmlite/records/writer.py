@@ -108,7 +108,8 @@ class Batch:
 
     # -- keys -------------------------------------------------------------------------------
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
-        """The batch's keys and target records (lazily: SQLite never asks)."""
+        """The batch's keys (lazily: SQLite never asks). Records are locked as they are
+        read (:meth:`load_records`)."""
         prefixes: dict[Field, str] = {}
         for c in cands:
             for f, k in c.keys.items():
@@ -117,8 +118,6 @@ class Batch:
                     if prefix is None:
                         prefix = prefixes[f] = key_lock_prefix(self.principal, f)
                     yield prefix + k
-            if c.target_id is not None:
-                yield f"{self.org_id}:record:{c.target_id}"
             if c.target_key is not None and self.by is not None:
                 yield key_lock(self.principal, self.by, c.target_key)
 
@@ -151,9 +150,6 @@ class Batch:
                 k for c in cands
                 if (k := c.keys.get(match_field)) is not None
                 and (self.complete or not self.matched_externally(c))}, ids)
-        # Another batch may reach these records through other keys: lock them (sorted) before
-        # reading them, or its update and ours would overwrite each other (PostgreSQL).
-        tx.lock_keys(f"{self.org_id}:record:{rid}" for rid in ids)
         self.load_records(sorted(ids))
         if len(self.records) < len(ids):
             self.forget_deleted(ids)
@@ -222,14 +218,17 @@ class Batch:
 
     def load_records(self, ids: list[int]) -> None:
         """Read the records the batch may change (those not read yet), and so their key
-        rows (records/keys.py)."""
+        rows (records/keys.py). Another batch may reach these records through other keys:
+        they are locked as they are read, in id order, or its update and ours would
+        overwrite each other (PostgreSQL)."""
         tx, records = self.tx, self.records
         for part in chunks([rid for rid in ids if rid not in records]):
             among, args = tx.member_of("id", part, "bigint")
             # by id alone (the primary key; SQLite would rather walk records_by_module), then
             # checked: an id given by the client may name another module's record
-            for row in tx.execute(
-                f"SELECT org_id, module_id, {RECORD_COLUMNS} FROM records WHERE {among}", args,
+            for row in tx.execute(tx.lock_rows(
+                f"SELECT org_id, module_id, {RECORD_COLUMNS} FROM records WHERE {among} "
+                "ORDER BY id"), args,
             ):
                 self.add_record(row)
         if self.module.user_key_fields:

@@ -13,8 +13,10 @@ Each transaction borrows a pooled connection for one read or one write transacti
 writer that held a lock this transaction now holds committed).
 
 Writers are serialised per key with transaction-scoped advisory locks: a batch locks all
-its keys, then the records they matched, each set in sorted order in one statement, so
-overlapping batches queue instead of deadlocking; the UNIQUE constraint on
+its keys (sorted, in one statement), then reads the records they matched ``FOR UPDATE``
+in id order (:meth:`LoopTx.lock_rows`: in READ COMMITTED a row read once its lock is
+granted is its latest version, and one deleted meanwhile is not read), so overlapping
+batches queue instead of deadlocking; the UNIQUE constraint on
 ``unique_keys`` stays the last word. Deadlocks, serialisation failures, lost UNIQUE
 races, a full lock table and lock waits longer than ``lock_timeout`` (10 s unless the
 URL's ``options`` set one) surface as :class:`ConflictError` after the rollback, so the
@@ -131,27 +133,15 @@ def _numbered(sql: str) -> str:
     return translated
 
 
-def key_lock_id(key: str) -> int:
-    """The advisory lock (a signed 64-bit number) that stands for a key's name."""
+def lock_id(key: str) -> int:
+    """The advisory lock (a signed 64-bit number) that stands for a key's name
+    (``{org}:{field}:{scope}:{value}``, records/external.py)."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def lock_id(name: str) -> int:
-    """The advisory lock for a lock name of the engine.
-
-    A record (``{org}:record:{id}``) is locked by its id itself: ids are unique across
-    orgs and fit a bigint, so no hash is needed. Any other name is a key
-    (``{org}:{field}:{scope}:{value}``) and locked by its hash.
-    """
-    if ":record:" in name:
-        org, _, rid = name.partition(":record:")
-        if rid.isdigit() and ":" not in org:
-            return int(rid)
-    return key_lock_id(name)
-
-
 def lock_ids(names: Iterable[str]) -> list[int]:
-    """The sorted, distinct advisory locks of the names: the order every writer locks in."""
+    """The sorted, distinct advisory locks of the key names: the order every writer locks
+    in."""
     return sorted({lock_id(name) for name in names})
 
 
@@ -340,6 +330,9 @@ class PostgresTx:
         if ids:
             self.conn.execute(lock_statement("%b"), (ids,), prepare=False)
 
+    def lock_rows(self, select: str) -> str:
+        return select + " FOR UPDATE"
+
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
 
@@ -458,6 +451,9 @@ class LoopTx:
             return
         self._ready()
         await_only(self.conn.execute(_LOCK, ids))
+
+    def lock_rows(self, select: str) -> str:
+        return select + " FOR UPDATE"
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]

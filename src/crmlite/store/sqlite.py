@@ -65,6 +65,9 @@ class SQLiteTx:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return None
 
+    def lock_rows(self, select: str) -> str:
+        return select  # the single writer reads what no one else can change
+
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} IN ({placeholders(len(values))})", list(values)
 
