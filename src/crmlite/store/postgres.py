@@ -88,7 +88,11 @@ _RETRYABLE_ON_LOOP = (
 # left): the request is answered "busy", as when the pool has no connection free.
 _UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
-DEFAULT_POOL_SIZE = 8
+# Per server process. One process is one core of Python: four connections keep it busy
+# while PostgreSQL works on their statements; more only add backends contending for the
+# same cores (bench/RESULTS.md: 2 workers × 4 connections wrote 20-40 % more records per
+# second than 2 × 8 on two cores, one worker the same).
+DEFAULT_POOL_SIZE = 4
 DEFAULT_LOCK_TIMEOUT = "10s"
 POOL_TIMEOUT = 30.0
 POOL_CLOSE_TIMEOUT = 10.0
