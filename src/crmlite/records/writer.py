@@ -96,6 +96,8 @@ class Batch:
         self.matches: dict[tuple[int, str], list[int]] = {}
         self.fetched_matches: set[str] = set()  # the match_field values read
         self.records: dict[int, StoredRecord] = {}
+        # key lookups read the records they find in the same statement (see key_rows)
+        self.read_along = tx.single_writer
         self.existing_lookups: set[tuple[str, int]] = set()
         self.new_ids: list[int] = []  # handed out, not yet used (last first)
         self.unplanned = 0  # records of the batch not planned yet
@@ -140,12 +142,18 @@ class Batch:
                 if c.target_key is not None:
                     c.target_id = targets.get(c.target_key)
         ids.update(c.target_id for c in cands if c.target_id is not None)
-        for f in module.key_fields:
-            values = {k for c in cands if (k := c.keys.get(f)) is not None}
-            if values:
-                self.fetch_unique(f, values, ids)
+        looked_up = {f: values for f in module.key_fields
+                     if (values := {k for c in cands if (k := c.keys.get(f)) is not None})}
         match_field = module.match_field
-        if match_field is not None and self.mode == "upsert":
+        matching = match_field is not None and self.mode == "upsert" and any(
+            c.keys.get(match_field) is not None for c in cands)
+        if not ids and len(looked_up) + matching == 1:
+            # One lookup statement finds every record the batch reads (a batch holds at most
+            # MAX_RECORDS values, one chunk): it may lock them as it reads them, in id order.
+            self.read_along = True
+        for f, values in looked_up.items():
+            self.fetch_unique(f, values, ids)
+        if matching:
             self.fetch_matches(match_field, {
                 k for c in cands
                 if (k := c.keys.get(match_field)) is not None
@@ -191,17 +199,20 @@ class Batch:
 
     def key_rows(self, table: str, where: str, params: Sequence[Any]) -> list[tuple[str, int]]:
         """The (value, record id) of the rows of key ``table`` (as ``k``) that ``where``
-        selects. A single writer reads the records along, in the same statement (nothing
-        can change them before it commits); otherwise they are read once locked."""
+        selects. The records are read along, in the same statement, by a single writer
+        (nothing can change them before it commits) or when this is the batch's only
+        lookup (they are locked as they are read, :meth:`Tx.lock_rows`); otherwise they are
+        read once all are known, locked in one statement (:meth:`load_records`)."""
         tx = self.tx
-        if not tx.single_writer:
+        if not self.read_along:
             return tx.execute(f"SELECT k.value, k.record_id FROM {table} k WHERE {where}",
                               params)
+        sql = (f"SELECT k.value, {JOINED_RECORD_COLUMNS} FROM {table} k "
+               f"JOIN records r ON r.id = k.record_id WHERE {where}")
+        if not tx.single_writer:
+            sql = tx.lock_rows(sql + " ORDER BY r.id", of="r")
         found = []
-        for value, *record in tx.execute(
-            f"SELECT k.value, {JOINED_RECORD_COLUMNS} FROM {table} k "
-            f"JOIN records r ON r.id = k.record_id WHERE {where}", params,
-        ):
+        for value, *record in tx.execute(sql, params):
             rid = record[2]
             if rid not in self.records:
                 self.add_record(record)

@@ -35,10 +35,11 @@ class Tx(Protocol):
     def lock_keys(self, keys: Iterable[str]) -> None:
         """Serialise writers on these keys until the transaction ends."""
 
-    def lock_rows(self, select: str) -> str:
-        """``select`` (rows of one table, with an ``ORDER BY`` of its primary key) made to
-        lock the rows it reads, in that order, until the transaction ends, and to read
-        each as it is once its lock is granted (PostgreSQL: ``FOR UPDATE``)."""
+    def lock_rows(self, select: str, of: str = "") -> str:
+        """``select`` (with an ``ORDER BY`` of the locked table's primary key) made to lock
+        the rows it reads of one table (``of``: its alias in a join), in that order, until
+        the transaction ends, and to read each as it is once its lock is granted
+        (PostgreSQL: ``FOR UPDATE``)."""
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         """``column`` is one of ``values``, as SQL and its parameters: ``IN (?, …)`` on

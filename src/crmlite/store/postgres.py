@@ -14,9 +14,10 @@ writer that held a lock this transaction now holds committed).
 
 Writers are serialised per key with transaction-scoped advisory locks: a batch locks all
 its keys (sorted, in one statement), then reads the records they matched ``FOR UPDATE``
-in id order (:meth:`LoopTx.lock_rows`: in READ COMMITTED a row read once its lock is
-granted is its latest version, and one deleted meanwhile is not read), so overlapping
-batches queue instead of deadlocking; the UNIQUE constraint on
+in id order, in one statement (with the keys themselves when a single lookup finds them
+all; :meth:`LoopTx.lock_rows`: in READ COMMITTED a row read once its lock is granted is
+its latest version, and one deleted meanwhile is not read), so overlapping batches queue
+instead of deadlocking; the UNIQUE constraint on
 ``unique_keys`` stays the last word. Deadlocks, serialisation failures, lost UNIQUE
 races, a full lock table and lock waits longer than ``lock_timeout`` (10 s unless the
 URL's ``options`` set one) surface as :class:`ConflictError` after the rollback, so the
@@ -334,8 +335,8 @@ class PostgresTx:
         if ids:
             self.conn.execute(lock_statement("%b"), (ids,), prepare=False)
 
-    def lock_rows(self, select: str) -> str:
-        return select + " FOR UPDATE"
+    def lock_rows(self, select: str, of: str = "") -> str:
+        return f"{select} FOR UPDATE OF {of}" if of else f"{select} FOR UPDATE"
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -456,8 +457,8 @@ class LoopTx:
         self._ready()
         await_only(self.conn.execute(_LOCK, ids))
 
-    def lock_rows(self, select: str) -> str:
-        return select + " FOR UPDATE"
+    def lock_rows(self, select: str, of: str = "") -> str:
+        return f"{select} FOR UPDATE OF {of}" if of else f"{select} FOR UPDATE"
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]

@@ -65,7 +65,7 @@ class SQLiteTx:
         # BEGIN IMMEDIATE already holds the database's single write lock.
         return None
 
-    def lock_rows(self, select: str) -> str:
+    def lock_rows(self, select: str, of: str = "") -> str:
         return select  # the single writer reads what no one else can change
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
