@@ -157,6 +157,12 @@ def lock_statement(ids: str) -> str:
     return f"SELECT pg_advisory_xact_lock(k) FROM unnest({ids}::bigint[]) AS k ORDER BY k"
 
 
+def for_update(select: str, of: str = "") -> str:
+    """``select`` locking the rows it reads (of the table aliased ``of`` in a join), in the
+    order of its ``ORDER BY``: :meth:`Tx.lock_rows` for both drivers."""
+    return f"{select} FOR UPDATE OF {of}" if of else f"{select} FOR UPDATE"
+
+
 Columns = dict[str, dict[str, str]]  # table -> column -> SQL type
 
 _INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)\s*VALUES\s*\(([?,\s]*)\)\s*",
@@ -336,7 +342,7 @@ class PostgresTx:
             self.conn.execute(lock_statement("%b"), (ids,), prepare=False)
 
     def lock_rows(self, select: str, of: str = "") -> str:
-        return f"{select} FOR UPDATE OF {of}" if of else f"{select} FOR UPDATE"
+        return for_update(select, of)
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -458,7 +464,7 @@ class LoopTx:
         await_only(self.conn.execute(_LOCK, ids))
 
     def lock_rows(self, select: str, of: str = "") -> str:
-        return f"{select} FOR UPDATE OF {of}" if of else f"{select} FOR UPDATE"
+        return for_update(select, of)
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
