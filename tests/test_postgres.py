@@ -153,3 +153,63 @@ def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
     finally:
         store.close()
         pg_cluster.drop_database(url)
+
+
+@pytest.mark.parametrize("how", ["upsert by Email", "update by id"])
+def test_a_write_waiting_on_a_record_being_changed_keeps_that_change(
+        pg_cluster: PostgresCluster, how: str) -> None:
+    """Another writer holds record R's row lock and changes its Description; a batch that
+    reaches R meanwhile (by its Email, whose lookup reads R along, or by its id) waits, then
+    changes First_Name on top of that Description instead of writing back what it read
+    before."""
+    import orjson
+
+    from crmlite.auth.principal import authenticate
+    from crmlite.records.writer import write_records
+    from crmlite.store.postgres import PostgresStore
+
+    url = pg_cluster.create_database()
+    store = PostgresStore(url)
+    try:
+        _, token = admin_token(store)
+        principal = authenticate(store, token)
+        assert principal is not None
+        contacts = principal.dictionary.module("Contacts")
+        assert contacts is not None
+        [made] = write_records(store, principal, contacts,
+                               [{"Last_Name": "Boyle", "Email": "p@example.com"}], "upsert")
+        assert made.record is not None
+        rid = made.record.id
+        change = ({"Email": "p@example.com", "First_Name": "Pat"} if how == "upsert by Email"
+                  else {"id": str(rid), "First_Name": "Pat"})
+        locked, outcomes, errors = threading.Event(), [], []
+
+        def write() -> None:
+            locked.wait(10)
+            try:
+                outcomes.extend(write_records(store, principal, contacts, [change],
+                                              "upsert" if "upsert" in how else "update"))
+            except Exception as exc:  # the assertion below shows it
+                errors.append(exc)
+
+        waiting = threading.Thread(target=write)
+        waiting.start()
+        with store.write() as tx:
+            [(data,)] = tx.execute(tx.lock_rows("SELECT data FROM records WHERE id = ? "
+                                                "ORDER BY id"), (rid,))
+            locked.set()
+            time.sleep(1.0)  # the batch has read its keys and waits for R's lock
+            tx.execute("UPDATE records SET data = ? WHERE id = ?",
+                       (orjson.dumps({**orjson.loads(data), "Description": "held"}).decode(),
+                        rid))
+        waiting.join(30)
+        assert not errors, errors
+        assert [(o.action, o.record.id if o.record else None) for o in outcomes] == [
+            ("update", rid)]
+        with store.read() as tx:
+            [(data,)] = tx.execute("SELECT data FROM records WHERE id = ?", (rid,))
+        stored = orjson.loads(data)
+        assert (stored["First_Name"], stored.get("Description")) == ("Pat", "held")
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
