@@ -370,3 +370,58 @@ def test_workers_that_cannot_listen_stop_the_server_with_a_clear_message(
             assert f"crmlite: cannot listen on 127.0.0.1:{port}: Address already in use" \
                 in done.stderr
             assert "Traceback" not in done.stderr
+
+
+MIXED_SECONDS = 4.0
+
+
+def test_upserts_by_external_id_and_by_email_on_shared_emails_never_duplicate(
+        database_url: str) -> None:
+    """Two clients upsert leads by Sync_ID with an Email each, a third by Email alone, all on
+    the same 150 Emails, on two workers. A batch locks its external values first and then
+    the Emails it looks up (only those no external value matched), so the two kinds of
+    batch queue instead of deadlocking, and no Email is inserted twice."""
+    server = Server(database_url, workers=2)
+    try:
+        api = server.client()
+        api.add_field("Leads", field_label="Sync ID", data_type="text",
+                      external={"type": "org", "show": True})
+        deadline = time.monotonic() + MIXED_SECONDS
+        failures: list[str] = []
+        counts: Counter[str] = Counter()
+
+        def client(name: str, by_email_only: bool) -> None:
+            rng = random.Random(name)
+            with httpx.Client(base_url=server.base, timeout=REQUEST_TIMEOUT) as http:
+                while time.monotonic() < deadline and not failures:
+                    keys = rng.sample(range(150), 50)
+                    records = [{"Last_Name": f"{name} {k}", "Email": f"m{k}@example.com"}
+                               if by_email_only else
+                               {"Last_Name": f"{name} {k}", "Sync_ID": f"S-{k}",
+                                "Email": f"m{k}@example.com"} for k in keys]
+                    reply = http.post("/crm/v8/Leads/upsert",
+                                      content=orjson.dumps({"data": records}),
+                                      headers={"Authorization": f"Zoho-oauthtoken {server.token}"})
+                    items = reply.json().get("data", []) if reply.status_code == 200 else []
+                    if len(items) != len(records) or any(i["code"] != "SUCCESS" for i in items):
+                        failures.append(f"{reply.status_code} {reply.text[:300]}")
+                    counts[name] += 1
+
+        threads = [threading.Thread(target=client, args=(name, name == "email"))
+                   for name in ("sync-a", "sync-b", "email")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(MIXED_SECONDS + 2 * REQUEST_TIMEOUT)
+        assert not failures, failures[:3]
+        assert min(counts.values()) >= 3, counts
+        leads = listing(server, "Leads", "Email,Sync_ID")
+        emails = Counter(r["Email"] for r in leads)
+        assert emails and max(emails.values()) == 1, emails.most_common(3)
+        syncs = Counter(r["Sync_ID"] for r in leads if r.get("Sync_ID"))
+        assert not syncs or max(syncs.values()) == 1, syncs.most_common(3)
+        # a lead first made by Email alone got its Sync_ID from a later upsert by Sync_ID
+        assert all(r.get("Sync_ID") == f"S-{r['Email'][1:].split('@')[0]}"
+                   for r in leads if r.get("Sync_ID"))
+    finally:
+        server.stop()

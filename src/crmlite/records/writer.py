@@ -110,12 +110,16 @@ class Batch:
 
     # -- keys -------------------------------------------------------------------------------
     def lock_names(self, cands: Iterable[Candidate]) -> Iterator[str]:
-        """The batch's keys (lazily: SQLite never asks). Records are locked as they are
-        read (:meth:`load_records`)."""
+        """The batch's external and unique keys (lazily: SQLite never asks). The values of
+        the system duplicate-check field are locked after these have been looked up, and
+        only those :meth:`prefetch` looks up; records are locked as they are read
+        (:meth:`load_records`). Every batch locks in this order, each set in one statement,
+        so two batches never wait for each other's locks in opposite orders."""
         prefixes: dict[Field, str] = {}
+        match_field = self.module.match_field
         for c in cands:
             for f, k in c.keys.items():
-                if k is not None:
+                if k is not None and f is not match_field:
                     prefix = prefixes.get(f)
                     if prefix is None:
                         prefix = prefixes[f] = key_lock_prefix(self.principal, f)
@@ -131,7 +135,9 @@ class Batch:
         batch is ``complete``, only for records no external value matched: those go to
         the record their external value names. Should planning need a value it skipped (an
         earlier record of the batch took that external value away), it raises
-        :class:`Replan` and the batch is planned again, complete.
+        :class:`Replan` and the batch is planned again, complete. Those values are locked
+        right before they are looked up (an update or insert locks all of them): a record
+        its external value names needs no lock on its Email (PostgreSQL).
         """
         tx, module = self.tx, self.module
         ids: set[int] = set()
@@ -153,11 +159,17 @@ class Batch:
             self.read_along = True
         for f, values in looked_up.items():
             self.fetch_unique(f, values, ids)
-        if matching:
-            self.fetch_matches(match_field, {
-                k for c in cands
-                if (k := c.keys.get(match_field)) is not None
-                and (self.complete or not self.matched_externally(c))}, ids)
+        if match_field is not None:
+            if matching:
+                wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None
+                          and (self.complete or not self.matched_externally(c))}
+            else:
+                wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None}
+            if wanted:
+                prefix = key_lock_prefix(self.principal, match_field)
+                tx.lock_keys(prefix + k for k in wanted)
+            if matching:
+                self.fetch_matches(match_field, wanted, ids)
         self.load_records(sorted(ids))
         if len(self.records) < len(ids):
             self.forget_deleted(ids)

@@ -12,16 +12,17 @@ Each transaction borrows a pooled connection for one read or one write transacti
 (READ COMMITTED, so every statement sees what committed before it, in particular what a
 writer that held a lock this transaction now holds committed).
 
-Writers are serialised per key with transaction-scoped advisory locks: a batch locks all
-its keys (sorted, in one statement), then reads the records they matched ``FOR UPDATE``
-in id order, in one statement (with the keys themselves when a single lookup finds them
-all; :meth:`LoopTx.lock_rows`: in READ COMMITTED a row read once its lock is granted is
-its latest version, and one deleted meanwhile is not read), so overlapping batches queue
-instead of deadlocking; the UNIQUE constraint on
-``unique_keys`` stays the last word. Deadlocks, serialisation failures, lost UNIQUE
-races, a full lock table and lock waits longer than ``lock_timeout`` (10 s unless the
-URL's ``options`` set one) surface as :class:`ConflictError` after the rollback, so the
-engine can plan the batch again; a request that cannot get a connection within the
+Writers are serialised per key with transaction-scoped advisory locks: a batch locks its
+external and unique keys (sorted, in one statement), then the system duplicate-check
+values it looks up (records/writer.py ``Batch.prefetch``), then reads the records they
+matched ``FOR UPDATE`` in id order, in one statement (with the keys themselves when a
+single lookup finds them all; :meth:`LoopTx.lock_rows`: in READ COMMITTED a row read once
+its lock is granted is its latest version, and one deleted meanwhile is not read). Every
+batch locks in this order, so overlapping batches queue instead of deadlocking; the UNIQUE
+constraint on ``unique_keys`` stays the last word. Deadlocks, serialisation failures, lost
+UNIQUE races, a full lock table and lock waits longer than ``lock_timeout`` (10 s unless
+the URL's ``options`` set one) surface as :class:`ConflictError` after the rollback, so
+the engine can plan the batch again; a request that cannot get a connection within the
 pool's timeout gets :class:`StoreBusy`. Both are Zoho's 429, never a 500.
 
 The engine's ``executemany`` statements run as one set-based statement each (see
