@@ -255,6 +255,13 @@ def run_load_and_audit(server: Server) -> None:
     assert all(c >= 0.03 * spent for c in cpu_used.values()), cpu_used
 
 
+def run_all(threads: list[threading.Thread], timeout: float) -> None:
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 LOST_UPDATE_SECONDS = 4.0
 
 
@@ -290,12 +297,9 @@ def test_writers_reaching_one_record_by_different_keys_lose_no_update(server: Se
                     return
                 last[field_name] = n
 
-    threads = [threading.Thread(target=writer, args=("First_Name", "Sync_ID")),
-               threading.Thread(target=writer, args=("Description", "Email"))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(LOST_UPDATE_SECONDS + 2 * REQUEST_TIMEOUT)
+    run_all([threading.Thread(target=writer, args=("First_Name", "Sync_ID")),
+             threading.Thread(target=writer, args=("Description", "Email"))],
+            LOST_UPDATE_SECONDS + 2 * REQUEST_TIMEOUT)
     assert not failures, failures[:3]
     assert min(last.values()) >= 5, last
     leads = listing(server, "Leads", "First_Name,Description,Sync_ID,Email")
@@ -407,12 +411,8 @@ def test_upserts_by_external_id_and_by_email_on_shared_emails_never_duplicate(
                         failures.append(f"{reply.status_code} {reply.text[:300]}")
                     counts[name] += 1
 
-        threads = [threading.Thread(target=client, args=(name, name == "email"))
-                   for name in ("sync-a", "sync-b", "email")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(MIXED_SECONDS + 2 * REQUEST_TIMEOUT)
+        run_all([threading.Thread(target=client, args=(name, name == "email"))
+                 for name in ("sync-a", "sync-b", "email")], MIXED_SECONDS + 2 * REQUEST_TIMEOUT)
         assert not failures, failures[:3]
         assert min(counts.values()) >= 3, counts
         leads = listing(server, "Leads", "Email,Sync_ID")

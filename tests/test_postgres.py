@@ -7,8 +7,12 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
 
@@ -103,69 +107,11 @@ def test_hot_tables_get_statistics_without_waiting_for_autovacuum(
         server.stop()
 
 
-def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
-        pg_cluster: PostgresCluster) -> None:
-    """The upsert reads that p@example.com names record R, then waits for R's row lock,
-    held by a delete; once the delete commits, R is gone and the upsert inserts a new
-    record."""
+@contextmanager
+def contacts_on(pg_cluster: PostgresCluster) -> Iterator[tuple[Any, Any, Any]]:
+    """The store of a fresh database, its admin and the Contacts module (the engine called
+    directly, through psycopg)."""
     from crmlite.auth.principal import authenticate
-    from crmlite.records.deletion import delete_keys
-    from crmlite.records.writer import Outcome, write_records
-    from crmlite.store.postgres import PostgresStore
-
-    url = pg_cluster.create_database()
-    store = PostgresStore(url)
-    try:
-        org, token = admin_token(store)
-        principal = authenticate(store, token)
-        assert principal is not None
-        contacts = principal.dictionary.module("Contacts")
-        assert contacts is not None
-        record = {"Last_Name": "Boyle", "Email": "p@example.com"}
-        [made] = write_records(store, principal, contacts, [record], "upsert")
-        assert made.record is not None
-        gone = made.record.id
-
-        locked, outcomes, errors = threading.Event(), [], []
-
-        def upsert() -> None:
-            locked.wait(10)
-            try:
-                outcomes.extend(write_records(store, principal, contacts, [record], "upsert"))
-            except Exception as exc:  # the assertion below shows it
-                errors.append(exc)
-
-        waiting = threading.Thread(target=upsert)
-        waiting.start()
-        with store.write() as tx:
-            rows = tx.execute(tx.lock_rows("SELECT id, data FROM records WHERE id = ? "
-                                           "ORDER BY id"), (gone,))
-            locked.set()
-            time.sleep(1.0)  # the upsert has read the Email's key and waits for the lock
-            delete_keys(tx, org.id, contacts, rows)
-        waiting.join(30)
-        assert not errors, errors
-        [out] = outcomes
-        assert isinstance(out, Outcome) and out.error is None
-        assert out.action == "insert" and out.record is not None and out.record.id != gone
-        with store.read() as tx:
-            assert tx.execute("SELECT count(*) FROM records") == [(1,)]
-    finally:
-        store.close()
-        pg_cluster.drop_database(url)
-
-
-@pytest.mark.parametrize("how", ["upsert by Email", "update by id"])
-def test_a_write_waiting_on_a_record_being_changed_keeps_that_change(
-        pg_cluster: PostgresCluster, how: str) -> None:
-    """Another writer holds record R's row lock and changes its Description; a batch that
-    reaches R meanwhile (by its Email, whose lookup reads R along, or by its id) waits, then
-    changes First_Name on top of that Description instead of writing back what it read
-    before."""
-    import orjson
-
-    from crmlite.auth.principal import authenticate
-    from crmlite.records.writer import write_records
     from crmlite.store.postgres import PostgresStore
 
     url = pg_cluster.create_database()
@@ -176,40 +122,90 @@ def test_a_write_waiting_on_a_record_being_changed_keeps_that_change(
         assert principal is not None
         contacts = principal.dictionary.module("Contacts")
         assert contacts is not None
+        yield store, principal, contacts
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
+
+
+def while_locked(store: Any, rid: int, batch: Callable[[], list[Any]],
+                 holder: Callable[[Any, list[tuple[Any, ...]]], None]) -> list[Any]:
+    """Run ``batch`` in a thread while this one holds record ``rid``'s row lock: a second
+    after taking it (the batch has read its keys and waits for the lock), ``holder(tx,
+    rows)`` changes the record, then commits. The batch's outcomes."""
+    locked, outcomes, errors = threading.Event(), [], []
+
+    def write() -> None:
+        locked.wait(10)
+        try:
+            outcomes.extend(batch())
+        except Exception as exc:  # the assertion below shows it
+            errors.append(exc)
+
+    waiting = threading.Thread(target=write)
+    waiting.start()
+    with store.write() as tx:
+        rows = tx.execute(tx.lock_rows("SELECT id, data FROM records WHERE id = ? "
+                                       "ORDER BY id"), (rid,))
+        locked.set()
+        time.sleep(1.0)
+        holder(tx, rows)
+    waiting.join(30)
+    assert not errors, errors
+    return outcomes
+
+
+def test_an_upsert_waiting_on_a_record_being_deleted_inserts_afresh(
+        pg_cluster: PostgresCluster) -> None:
+    """The upsert reads that p@example.com names record R, then waits for R's row lock,
+    held by a delete; once the delete commits, R is gone and the upsert inserts a new
+    record."""
+    from crmlite.records.deletion import delete_keys
+    from crmlite.records.writer import write_records
+
+    with contacts_on(pg_cluster) as (store, principal, contacts):
+        record = {"Last_Name": "Boyle", "Email": "p@example.com"}
+        [made] = write_records(store, principal, contacts, [record], "upsert")
+        assert made.record is not None
+        gone = made.record.id
+        [out] = while_locked(
+            store, gone, lambda: write_records(store, principal, contacts, [record], "upsert"),
+            lambda tx, rows: delete_keys(tx, principal.org_id, contacts, rows))
+        assert out.error is None
+        assert out.action == "insert" and out.record is not None and out.record.id != gone
+        with store.read() as tx:
+            assert tx.execute("SELECT count(*) FROM records") == [(1,)]
+
+
+@pytest.mark.parametrize("how", ["upsert by Email", "update by id"])
+def test_a_write_waiting_on_a_record_being_changed_keeps_that_change(
+        pg_cluster: PostgresCluster, how: str) -> None:
+    """Another writer holds record R's row lock and changes its Description; a batch that
+    reaches R meanwhile (by its Email, whose lookup reads R along, or by its id) waits, then
+    changes First_Name on top of that Description instead of writing back what it read
+    before."""
+    from crmlite.records.writer import write_records
+
+    with contacts_on(pg_cluster) as (store, principal, contacts):
         [made] = write_records(store, principal, contacts,
                                [{"Last_Name": "Boyle", "Email": "p@example.com"}], "upsert")
         assert made.record is not None
         rid = made.record.id
         change = ({"Email": "p@example.com", "First_Name": "Pat"} if how == "upsert by Email"
                   else {"id": str(rid), "First_Name": "Pat"})
-        locked, outcomes, errors = threading.Event(), [], []
 
-        def write() -> None:
-            locked.wait(10)
-            try:
-                outcomes.extend(write_records(store, principal, contacts, [change],
-                                              "upsert" if "upsert" in how else "update"))
-            except Exception as exc:  # the assertion below shows it
-                errors.append(exc)
-
-        waiting = threading.Thread(target=write)
-        waiting.start()
-        with store.write() as tx:
-            [(data,)] = tx.execute(tx.lock_rows("SELECT data FROM records WHERE id = ? "
-                                                "ORDER BY id"), (rid,))
-            locked.set()
-            time.sleep(1.0)  # the batch has read its keys and waits for R's lock
+        def hold(tx: Any, rows: list[tuple[Any, ...]]) -> None:
+            [(_, data)] = rows
             tx.execute("UPDATE records SET data = ? WHERE id = ?",
                        (orjson.dumps({**orjson.loads(data), "Description": "held"}).decode(),
                         rid))
-        waiting.join(30)
-        assert not errors, errors
+
+        outcomes = while_locked(store, rid, lambda: write_records(
+            store, principal, contacts, [change], "upsert" if "upsert" in how else "update"),
+            hold)
         assert [(o.action, o.record.id if o.record else None) for o in outcomes] == [
             ("update", rid)]
         with store.read() as tx:
             [(data,)] = tx.execute("SELECT data FROM records WHERE id = ?", (rid,))
         stored = orjson.loads(data)
         assert (stored["First_Name"], stored.get("Description")) == ("Pat", "held")
-    finally:
-        store.close()
-        pg_cluster.drop_database(url)
