@@ -160,11 +160,10 @@ class Batch:
         for f, values in looked_up.items():
             self.fetch_unique(f, values, ids)
         if match_field is not None:
-            if matching:
-                wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None
-                          and (self.complete or not self.matched_externally(c))}
-            else:
-                wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None}
+            # an upsert looks up (and locks) only what no external value matched, unless
+            # complete; an insert or update looks up none, and locks all
+            wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None and (
+                not matching or self.complete or not self.matched_externally(c))}
             if wanted:
                 prefix = key_lock_prefix(self.principal, match_field)
                 tx.lock_keys(prefix + k for k in wanted)
