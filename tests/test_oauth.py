@@ -241,6 +241,53 @@ def test_revoked_and_expired_tokens_are_refused_on_every_route(shared_server: Se
     refused_everywhere(shared_server.client(short))
 
 
+def test_a_write_sees_a_revocation_and_new_fields_made_by_another_process(
+        server: Server) -> None:
+    """A process remembers the tokens it checked and a write starts from that (one round
+    trip less); the write must still see what another process changed meanwhile."""
+    other = Server(server.database_url)  # a second process on the same database
+    try:
+        token = cli(server.database_url, "token", "create")
+        mine, theirs = server.client(token), other.client()
+        assert mine.upsert("Contacts", [{"Last_Name": "First"}]).status_code == 200
+
+        # the other process adds an external field; this one's next write knows it
+        theirs.add_field("Contacts", field_label="Sync ID", data_type="text",
+                         external={"type": "org", "show": True})
+        reply = mine.upsert("Contacts", [{"Last_Name": "Synced", "Sync_ID": "S-1"}])
+        [item] = reply.json()["data"]
+        assert item["action"] == "insert", reply.text
+        again = mine.upsert("Contacts", [{"Last_Name": "Synced again", "Sync_ID": "S-1"}])
+        [second] = again.json()["data"]
+        assert (second["action"], second["duplicate_field"], second["details"]["id"]) == (
+            "update", "Sync_ID", item["details"]["id"])
+        assert theirs.record("Contacts", item["details"]["id"])["Sync_ID"] == "S-1"
+        # ... and a module made there, and the new field named where the request refers to it
+        made = theirs.post("/crm/v8/settings/modules",
+                           {"modules": [{"singular_label": "Project", "plural_label": "Projects"}]})
+        assert made.status_code == 201, made.text
+        reply = mine.upsert("Projects", [{"Name": "Apollo"}])
+        assert reply.json()["data"][0]["action"] == "insert", reply.text
+        theirs.add_field("Contacts", field_label="Ref", data_type="text", unique={})
+        reply = mine.upsert("Contacts", [{"Last_Name": "By ref", "Ref": "R-1"}],
+                            duplicate_check_fields=["Ref"])
+        assert reply.json()["data"][0]["action"] == "insert", reply.text
+
+        # the other process revokes the token: this one refuses the next write, unwritten
+        revoked = httpx.post(other.base + "/oauth/v2/token/revoke", params={"token": token},
+                             timeout=30)
+        assert revoked.json() == {"status": "success"}
+        for write in (lambda: mine.upsert("Contacts", [{"Last_Name": "Late", "Sync_ID": "S-2"}]),
+                      lambda: mine.post("/crm/v8/Contacts", {"data": [{"Last_Name": "Late"}]})):
+            reply = write()
+            assert reply.status_code == 401, reply.text
+            assert reply.json()["code"] == "INVALID_TOKEN"
+        found = theirs.get("/crm/v8/Contacts/search?criteria=(Last_Name:equals:Late)")
+        assert found.status_code == 204, found.text
+    finally:
+        other.stop()
+
+
 def test_thirty_access_tokens_per_refresh_token(shared_server: Server) -> None:
     client_id, secret = new_client(shared_server)
     issued = exchange(shared_server, client_id, secret, grant(shared_server, client_id))

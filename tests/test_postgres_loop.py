@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from crmlite.auth.principal import authenticate
+from crmlite.auth.principal import authenticate, remembered
 from crmlite.records.writer import write_records
 from crmlite.store import postgres
-from crmlite.store.base import ConflictError, StoreBusy
+from crmlite.store.base import ConflictError, GrantChanged, StoreBusy
 from crmlite.store.bridge import await_only, greenlet_spawn
 from crmlite.store.postgres import Catalog, PostgresStore, lock_id, lock_ids, set_based
 from tests.conftest import admin_token
@@ -50,15 +50,20 @@ def on_loop(store: PostgresStore, fn: Callable[..., T], *args: Any) -> T:
 
 
 class Spy:
-    """A connection that notes the first two words of each statement it executes."""
+    """A connection that notes the first two words (``whole``: all) of each statement it
+    executes (``execute``; ``fetch`` and the rest go through unnoted)."""
 
-    def __init__(self, conn: Any, sent: list[str]) -> None:
+    def __init__(self, conn: Any, sent: list[str], whole: bool = False) -> None:
         self.conn = conn
         self.sent = sent
+        self.whole = whole
 
     async def execute(self, sql: str, *args: Any) -> Any:
-        self.sent.append(" ".join(sql.split(" ", 2)[:2]))
+        self.sent.append(sql if self.whole else " ".join(sql.split(" ", 2)[:2]))
         return await self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
 
 
 class SpyPool:
@@ -127,6 +132,50 @@ def test_writes_to_one_table_keep_their_order_and_others_go_in_one_statement(url
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT value, record_id FROM match_keys").fetchall() == [
                 ("x@example.com", 12)]
+    finally:
+        store.close()
+
+
+def test_a_remembered_grant_is_held_with_begin_and_a_revoked_one_writes_nothing(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write from a principal the process remembers checks the token in the first round
+    trip of its transaction, with BEGIN and the key locks; once the token is gone (another
+    process revoked it) the write fails with GrantChanged and leaves nothing behind."""
+    store = PostgresStore(url)
+    sent: list[str] = []
+    try:
+        _, token = admin_token(store)
+        assert authenticate(store, token) is not None  # now remembered
+        acquire = store._acquire
+
+        def spied() -> tuple[Any, Any]:
+            pool, conn = acquire()
+            return SpyPool(pool), Spy(conn, sent, whole=True)
+
+        monkeypatch.setattr(store, "_acquire", spied)
+
+        def write(last_name: str) -> str:
+            principal = remembered(store, token)
+            assert principal is not None and principal.unchecked is not None
+            contacts = principal.dictionary.module("Contacts")
+            try:
+                [out] = write_records(store, principal, contacts,
+                                      [{"Last_Name": last_name, "Email": f"{last_name}@x.com"}],
+                                      "upsert")
+            except GrantChanged:
+                return "grant changed"
+            return out.action
+
+        assert on_loop(store, write, "kept") == "insert"
+        first = sent[0].split("; ")
+        assert first[0] == "BEGIN" and first[-2].startswith("SELECT crmlite_grant_holds(")
+        assert "pg_advisory_xact_lock" in first[-1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM oauth_tokens")
+        assert on_loop(store, write, "lost") == "grant changed"
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT data::json->>'Last_Name' FROM records").fetchall() == [
+                ("kept",)]
     finally:
         store.close()
 

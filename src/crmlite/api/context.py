@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from crmlite.auth import scopes
-from crmlite.auth.principal import Principal, authenticate
+from crmlite.auth.principal import Principal, authenticate, remembered
 from crmlite.auth.tokens import TokenRefused
 from crmlite.errors import RequestError, invalid_module
 from crmlite.schema.dictionary import Module
@@ -65,11 +65,15 @@ def bearer(request: Request) -> str | None:
     return None
 
 
-async def caller(request: Request) -> Principal:
+async def caller(request: Request, remember: bool = False) -> Principal:
+    """The principal of the request's token. ``remember``: one this process checked before
+    will do, for a write that holds its grant (auth/principal.py)."""
     version_of(request)
     token = bearer(request)
     if token is None:
         raise RequestError("AUTHENTICATION_FAILURE", "Authentication failed", {})
+    if remember and (principal := remembered(store_of(request), token)) is not None:
+        return principal
     try:
         principal = await run(request, authenticate, store_of(request), token)
     except TokenRefused:

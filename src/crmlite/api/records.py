@@ -18,12 +18,14 @@ from crmlite.api.context import (
 )
 from crmlite.api.responses import JSON, batch, no_content
 from crmlite.auth import scopes
+from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError, required_param
 from crmlite.records import reader
 from crmlite.records.deletion import delete_records
 from crmlite.records.external import external_field
 from crmlite.records.writer import Mode, items, write_records
 from crmlite.schema.dictionary import Field, Module
+from crmlite.store.base import GrantChanged, StoreBusy
 
 # Zoho asks for `fields` on list calls from v7 on (zoho-crm-api.md §3.4, §10).
 FIELDS_REQUIRED_FROM = 7.0
@@ -57,7 +59,23 @@ def unmodified_since(request: Request) -> int | None:
 
 async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: int,
                  path_id: str | None = None) -> Response:
-    principal = await caller(request)
+    principal = await caller(request, remember=True)
+    if principal.unchecked is None:  # checked against the store just now
+        return await _write_as(principal, request, mode, ops, success, path_id)
+    try:
+        return await _write_as(principal, request, mode, ops, success, path_id)
+    except StoreBusy:
+        raise
+    except (GrantChanged, RequestError):
+        # The token was revoked or the org's metadata changed since this process checked
+        # it (GrantChanged), or the request was refused before its write held the grant
+        # (a module or a field the remembered dictionary does not know yet): the answer
+        # comes from the token checked afresh.
+        return await _write_as(await caller(request), request, mode, ops, success, path_id)
+
+
+async def _write_as(principal: Principal, request: Request, mode: Mode, ops: tuple[str, ...],
+                    success: int, path_id: str | None) -> Response:
     module = module_of(principal, request.path_params["module"])
     require_module_scope(principal, module, ops)
     by = addressed_by(request, module) if mode == "update" else None

@@ -27,7 +27,9 @@ class TokenGrant:
     org_id: int
     user_id: int
     scopes: frozenset[str]
-    meta_version: int
+    meta_version: int  # the org's metadata version when the token was checked
+    token_hash: str
+    expires_at: int | None
 
 
 class TokenRefused(Exception):
@@ -56,16 +58,23 @@ def create_access_token(store: Store, org_id: int, user_id: int, scopes: str,
 
 
 def check_access_token(store: Store, token: str) -> TokenGrant:
+    hashed = token_hash(token)
     with store.read() as tx:
         rows = tx.execute(
             "SELECT t.org_id, t.user_id, t.scopes, t.expires_at, o.meta_version "
             "FROM oauth_tokens t JOIN orgs o ON o.id = t.org_id "
             "WHERE t.token_hash = ? AND t.kind = 'access'",
-            (token_hash(token),),
+            (hashed,),
         )
     if not rows:
         raise TokenRefused()
     org_id, user_id, scopes, expires_at, meta_version = rows[0]
-    if expires_at is not None and expires_at <= time.time():
+    grant = TokenGrant(org_id, user_id, scope_grammar.parse(scopes), meta_version, hashed,
+                       expires_at)
+    if expired(grant):
         raise TokenRefused()
-    return TokenGrant(org_id, user_id, scope_grammar.parse(scopes), meta_version)
+    return grant
+
+
+def expired(grant: TokenGrant) -> bool:
+    return grant.expires_at is not None and grant.expires_at <= time.time()

@@ -621,6 +621,8 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
     for _attempt in range(MAX_ATTEMPTS):
         try:
             with store.write() as tx:
+                if (grant := principal.unchecked) is not None:  # auth/principal.py
+                    tx.hold_grant(grant.token_hash, grant.meta_version)
                 batch = Batch(tx, principal, module, int(time.time()), mode, complete)
                 batch.by = by if mode == "update" else None
                 batch.unmodified_since = unmodified_since

@@ -49,6 +49,12 @@ class Tx(Protocol):
     def next_ids(self, count: int) -> list[int]:
         """Hand out ``count`` new 19-digit record ids."""
 
+    def hold_grant(self, token_hash: str, meta_version: int) -> None:
+        """Go on only while this access token exists and its org's metadata is still at
+        ``meta_version``; otherwise raise :class:`GrantChanged` (once the transaction has
+        rolled back). PostgreSQL on the loop checks with the transaction's first round
+        trip instead of one of its own."""
+
 
 class Store(Protocol):
     url: str
@@ -84,6 +90,17 @@ class ConflictError(StoreBusy):
     The whole transaction has been rolled back; the caller may plan again (the engine
     does, a bounded number of times). Unhandled, it answers 429 ``TOO_MANY_REQUESTS``.
     """
+
+
+class GrantChanged(Exception):
+    """The access token a write relied on was revoked, or its org's fields or users changed,
+    since this process checked it (:meth:`Tx.hold_grant`). Nothing was written: check the
+    token again, and validate against the org's current dictionary."""
+
+
+# What Tx.hold_grant asks (PostgreSQL's crmlite_grant_holds, migrations.py v5, the same).
+GRANT_HOLDS = ("SELECT 1 FROM oauth_tokens t JOIN orgs o ON o.id = t.org_id "
+               "WHERE t.token_hash = ? AND t.kind = 'access' AND o.meta_version = ?")
 
 
 class SchemaVersionError(RuntimeError):

@@ -9,7 +9,8 @@ refused (:class:`SchemaVersionError`) and left untouched.
 Migrations are append-only: a released step is never edited, a change is a new step.
 
 The DDL is written once, with a few words that differ between the backends:
-``{pk}`` (the 64-bit primary key type), ``{bigint}`` and ``{without_rowid}``.
+``{pk}`` (the 64-bit primary key type), ``{bigint}`` and ``{without_rowid}``. A step
+that one backend alone needs is a ``{dialect: statement}`` dict.
 """
 
 from __future__ import annotations
@@ -175,7 +176,25 @@ _V4 = [
     "DROP INDEX records_by_modified",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+# Version 5 (PostgreSQL): a write checks, in its transaction's first round trip, that the
+# access token a server process took from its cache still holds (auth/principal.py): this
+# function fails the transaction when the token is gone (revoked) or its org's metadata
+# changed since (the process validated the records against an older dictionary).
+# SQLite checks with a plain SELECT in the same transaction and needs nothing.
+_V5: list[str | dict[str, str]] = [
+    {"postgresql": """CREATE FUNCTION crmlite_grant_holds(hashed TEXT, version BIGINT)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM 1 FROM oauth_tokens t JOIN orgs o ON o.id = t.org_id
+             WHERE t.token_hash = hashed AND t.kind = 'access' AND o.meta_version = version;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'the access token was revoked or its org''s metadata changed'
+                    USING ERRCODE = 'invalid_authorization_specification';
+            END IF;
+        END $$"""},
+]
+
+MIGRATIONS: list[list[str | dict[str, str]]] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -196,4 +215,12 @@ def upgrade(version: int, dialect: str, where: str) -> list[str]:
             "database was not changed."
         )
     words = DIALECT_WORDS[dialect]
-    return [sql.format(**words) for step in MIGRATIONS[version:] for sql in step]
+    statements = []
+    for step in MIGRATIONS[version:]:
+        for sql in step:
+            if isinstance(sql, dict):
+                if dialect in sql:
+                    statements.append(sql[dialect])
+            else:
+                statements.append(sql.format(**words))
+    return statements

@@ -61,7 +61,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crmlite.store import migrations
-from crmlite.store.base import ConflictError, Row, StoreBusy
+from crmlite.store.base import ConflictError, GrantChanged, Row, StoreBusy
 from crmlite.store.bridge import await_only, bridged
 from crmlite.store.migrations import ID_BASE
 
@@ -156,6 +156,15 @@ def lock_statement(ids: str) -> str:
     in ascending order: two batches that share keys queue on the first shared one instead
     of deadlocking."""
     return f"SELECT pg_advisory_xact_lock(k) FROM unnest({ids}::bigint[]) AS k ORDER BY k"
+
+
+def grant_statement(token_hash: str, meta_version: int) -> str:
+    """The check of :meth:`Tx.hold_grant` as a statement of its own, its values inlined so
+    that it can travel in a simple query with ``BEGIN`` (a SHA-256 hex digest and an
+    integer: nothing to quote)."""
+    if len(token_hash) != 64 or not all(c in "0123456789abcdef" for c in token_hash):
+        raise ValueError("not a token hash")
+    return f"SELECT crmlite_grant_holds('{token_hash}', {int(meta_version)})"
 
 
 def for_update(select: str, of: str = "") -> str:
@@ -356,6 +365,9 @@ class PostgresTx:
         ).fetchall()
         return sorted(r[0] for r in rows)
 
+    def hold_grant(self, token_hash: str, meta_version: int) -> None:
+        self.conn.execute(grant_statement(token_hash, meta_version), prepare=False)
+
 _LOCK = lock_statement("$1")
 
 
@@ -367,7 +379,7 @@ class LoopTx:
 
     - a write transaction's ``BEGIN`` waits for its first statement: when that is
       :meth:`lock_keys` (the engine's always is), ``BEGIN`` and the locks go to the server
-      as one simple query;
+      as one simple query, and so does :meth:`hold_grant`'s check;
     - ``executemany`` returns nothing, so its set-based statement waits until the next
       statement, ``COMMIT`` or a write to the same table; the writes waiting then go as
       one statement (:meth:`Catalog.combined`).
@@ -376,7 +388,7 @@ class LoopTx:
     caller's caches answer costs nothing. Rows come back as tuples, as psycopg's do.
     """
 
-    __slots__ = ("begin", "catalog", "conn", "pool", "store", "writes")
+    __slots__ = ("begin", "catalog", "checks", "conn", "pool", "store", "writes")
     single_writer = False
 
     def __init__(self, store: PostgresStore, begin: bool) -> None:
@@ -385,6 +397,7 @@ class LoopTx:
         self.pool: asyncpg.Pool | None = None
         self.conn: asyncpg.Connection | None = None  # borrowed at the first statement
         self.begin = begin  # a write transaction whose BEGIN is not sent yet
+        self.checks = ""  # statements that go with BEGIN ("; …")
         # (sql, table, which columns go as one value, parameters)
         self.writes: list[tuple[str, str, tuple[bool, ...], list[Any]]] = []
 
@@ -403,7 +416,7 @@ class LoopTx:
             self._connect()
         if self.begin:
             self.begin = False
-            await_only(self.conn.execute(self.store.begin()))
+            await_only(self.conn.execute(self.store.begin() + self.checks))
         if self.writes:
             self.flush()
 
@@ -459,13 +472,22 @@ class LoopTx:
                 self._connect()
             self.begin = False
             await_only(self.conn.execute(
-                self.store.begin() + "; " + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
+                self.store.begin() + self.checks + "; "
+                + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
             return
         self._ready()
         await_only(self.conn.execute(_LOCK, ids))
 
     def lock_rows(self, select: str, of: str = "") -> str:
         return for_update(select, of)
+
+    def hold_grant(self, token_hash: str, meta_version: int) -> None:
+        statement = grant_statement(token_hash, meta_version)
+        if self.begin:  # checked with BEGIN, in the transaction's first round trip
+            self.checks += "; " + statement
+            return
+        self._ready()
+        await_only(self.conn.execute(statement))
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -481,7 +503,7 @@ class LoopTx:
     def commit(self) -> None:
         """Send what waits, then COMMIT. A transaction that sent nothing yet needs no
         BEGIN nor COMMIT: its writes, if any, go as one statement, atomic by itself."""
-        if self.begin:
+        if self.begin and not self.checks:
             if self.writes:
                 self.begin = False
                 self.flush()
@@ -729,6 +751,8 @@ class PostgresStore:
                     yield PostgresTx(conn, self.catalog)
             except _RETRYABLE as exc:
                 raise ConflictError(str(exc)) from exc
+            except pg_errors.InvalidAuthorizationSpecification as exc:  # hold_grant
+                raise GrantChanged() from exc
             except psycopg.OperationalError as exc:
                 if conn.broken:  # the server closed the connection: retry on a fresh one
                     raise ConflictError(str(exc)) from exc
@@ -770,6 +794,8 @@ class PostgresStore:
                 raise
         except _RETRYABLE_ON_LOOP as exc:
             raise ConflictError(str(exc)) from exc
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:  # hold_grant
+            raise GrantChanged() from exc
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
             if tx.conn is not None and tx.conn.is_closed():  # retry on a fresh connection
                 raise ConflictError(str(exc)) from exc

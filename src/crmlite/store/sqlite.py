@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from crmlite.store import migrations
-from crmlite.store.base import ConflictError, Row, placeholders
+from crmlite.store.base import GRANT_HOLDS, ConflictError, GrantChanged, Row, placeholders
 from crmlite.store.migrations import ID_BASE
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -78,6 +78,10 @@ class SQLiteTx:
             "UPDATE counters SET value = value + ? WHERE name = 'id' RETURNING value", (count,)
         ).fetchone()
         return list(range(last - count + 1, last + 1))
+
+    def hold_grant(self, token_hash: str, meta_version: int) -> None:
+        if not self.conn.execute(GRANT_HOLDS, (token_hash, meta_version)).fetchone():
+            raise GrantChanged()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
