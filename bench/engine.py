@@ -71,14 +71,14 @@ def timed_statements() -> Iterator[Counter[str]]:
     patched: list[tuple[type, str, Callable[..., Any]]] = []
 
     def timed(method: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def run(tx: Any, *args: Any) -> Any:
+        def run(tx: Any, *args: Any, **kwargs: Any) -> Any:
             label = name
             if args and isinstance(args[0], str):  # its first word and its tables
                 tables = TABLES.findall(args[0])
                 label = f"{name} {args[0].split()[0]} {' '.join(dict.fromkeys(tables))}"
             start = time.perf_counter()
             try:
-                return method(tx, *args)
+                return method(tx, *args, **kwargs)
             finally:
                 spent[label] += time.perf_counter() - start
         return run
