@@ -25,7 +25,7 @@ from crmlite.records.deletion import delete_records
 from crmlite.records.external import external_field
 from crmlite.records.writer import Mode, items, write_records
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import GrantChanged, StoreBusy
+from crmlite.store.base import GrantChanged
 
 # Zoho asks for `fields` on list calls from v7 on (zoho-crm-api.md §3.4, §10).
 FIELDS_REQUIRED_FROM = 7.0
@@ -64,14 +64,14 @@ async def _write(request: Request, mode: Mode, ops: tuple[str, ...], success: in
         return await _write_as(principal, request, mode, ops, success, path_id)
     try:
         return await _write_as(principal, request, mode, ops, success, path_id)
-    except StoreBusy:
-        raise
-    except (GrantChanged, RequestError):
-        # The token was revoked or the org's metadata changed since this process checked
-        # it (GrantChanged), or the request was refused before its write held the grant
-        # (a module or a field the remembered dictionary does not know yet): the answer
-        # comes from the token checked afresh.
-        return await _write_as(await caller(request), request, mode, ops, success, path_id)
+    except GrantChanged:  # revoked, or the org's metadata changed since it was checked
+        pass
+    except RequestError as exc:
+        # refused before its write held the grant: perhaps for a module or a field the
+        # remembered dictionary does not know yet (but a busy store stays busy)
+        if exc.code == "TOO_MANY_REQUESTS":
+            raise
+    return await _write_as(await caller(request), request, mode, ops, success, path_id)
 
 
 async def _write_as(principal: Principal, request: Request, mode: Mode, ops: tuple[str, ...],

@@ -1,7 +1,8 @@
 """Who is calling: a user of an org, with the scopes of their token.
 
 Every request checks its token against the store, but for a write that is a round trip
-of its own on PostgreSQL (bench/RESULTS.md: 9-13 % of the records per second). So a
+and a pooled connection of its own on PostgreSQL (bench/RESULTS.md: 4-12 % of the records
+per second, two workers). So a
 process remembers the principals of the tokens it checked; a write may start from one
 (:func:`remembered`) and then holds its grant inside its own transaction
 (:meth:`~crmlite.store.base.Tx.hold_grant`, on PostgreSQL in the transaction's first

@@ -368,6 +368,7 @@ class PostgresTx:
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         self.conn.execute(grant_statement(token_hash, meta_version), prepare=False)
 
+
 _LOCK = lock_statement("$1")
 
 
