@@ -18,7 +18,14 @@ from crmlite.records.writer import write_records
 from crmlite.store import postgres
 from crmlite.store.base import ConflictError, GrantChanged, StoreBusy
 from crmlite.store.bridge import await_only, greenlet_spawn
-from crmlite.store.postgres import Catalog, PostgresStore, lock_id, lock_ids, set_based
+from crmlite.store.postgres import (
+    Catalog,
+    PostgresStore,
+    lock_id,
+    lock_ids,
+    set_based,
+    write_concurrency,
+)
 from tests.conftest import admin_token
 from tests.pgcluster import PostgresCluster
 
@@ -346,6 +353,46 @@ def test_a_plan_cache_mode_in_the_url_is_left_alone(pg_cluster: PostgresCluster,
     finally:
         store.close()
         pg_cluster.drop_database(url)
+
+
+def test_write_concurrency_follows_where_the_database_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRMLITE_PG_WRITERS", raising=False)
+    monkeypatch.setattr(postgres.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    # on this machine: its cores shared among the server's processes
+    assert write_concurrency("postgresql://u@127.0.0.1:5432/crm") == 4
+    assert write_concurrency("postgresql://u@localhost/crm", processes=2) == 2
+    assert write_concurrency("postgresql:///crm?host=/var/run/postgresql", processes=8) == 1
+    assert write_concurrency("postgresql:///crm", processes=3) == 1
+    # elsewhere: as many as the pool has connections
+    assert write_concurrency("postgresql://u@db.example.com/crm") is None
+    monkeypatch.setenv("CRMLITE_PG_WRITERS", "3")
+    assert write_concurrency("postgresql://u@db.example.com/crm") == 3
+
+
+def test_write_transactions_beyond_the_limit_wait_their_turn(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMLITE_PG_WRITERS", "1")
+    store = PostgresStore(url, pool_size=4)
+    events: list[str] = []
+    try:
+        def write(name: str) -> None:
+            with store.write() as tx:
+                events.append(f"{name} begins")
+                tx.execute("SELECT pg_sleep(0.1)")
+                events.append(f"{name} ends")
+
+        async def main() -> None:
+            try:
+                await asyncio.gather(greenlet_spawn(write, "first"),
+                                     greenlet_spawn(write, "second"))
+            finally:
+                await store.close_on_loop()
+
+        asyncio.run(main())
+        assert events == ["first begins", "first ends", "second begins", "second ends"]
+    finally:
+        store.close()
 
 
 def test_lock_ids() -> None:

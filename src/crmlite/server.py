@@ -122,11 +122,12 @@ def collect_garbage_less_often() -> None:
 
 
 def run_worker(host: str, port: int, database_url: str,
-               handed: socket.socket | None = None) -> None:
-    """Serve on ``host:port``, or the connections the parent hands over ``handed``."""
+               handed: socket.socket | None = None, workers: int = 1) -> None:
+    """Serve on ``host:port``, or the connections the parent hands over ``handed``; one of
+    ``workers`` processes."""
     logging.basicConfig(level=logging.WARNING)
     sockets = [_listen(host, port)] if handed is None else []
-    store = open_store(database_url)
+    store = open_store(database_url, processes=workers)
     config = _config(create_app(store))
     server = uvicorn.Server(config)
     collect_garbage_less_often()
@@ -165,7 +166,7 @@ def serve(host: str, port: int, database_url: str, workers: int = 1) -> None:
     listener = _listen(host, port)
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(workers)]
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(host, port, database_url, theirs),
+    procs = [ctx.Process(target=run_worker, args=(host, port, database_url, theirs, workers),
                          name=f"crmlite-worker-{n}", daemon=False)
              for n, (_, theirs) in enumerate(pairs, 1)]
     stopping = False

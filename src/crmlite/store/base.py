@@ -120,8 +120,9 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open (and migrate) the store that ``url`` names."""
+def open_store(url: str | None = None, processes: int = 1) -> Store:
+    """Open (and migrate) the store that ``url`` names; ``processes``: how many server
+    processes of this machine share it (PostgreSQL sizes its write concurrency by it)."""
     url = database_url(url)
     if url.startswith("sqlite:"):
         from crmlite.store.sqlite import SQLiteStore
@@ -130,7 +131,7 @@ def open_store(url: str | None = None) -> Store:
     if url.startswith(("postgresql:", "postgres:")):
         from crmlite.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, processes=processes)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")
 
 

@@ -95,6 +95,10 @@ _UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectio
 # same cores (bench/RESULTS.md: 2 workers × 4 connections wrote 20-40 % more records per
 # second than 2 × 8 on two cores, one worker the same).
 DEFAULT_POOL_SIZE = 4
+# ... but a PostgreSQL on the same machine shares its cores with the server processes: write
+# transactions beyond one per core only contend there (bench/RESULTS.md: 2 workers on 2
+# cores wrote 8-18 % more records per second one transaction at a time each than four),
+# so each process runs cores / processes of them at a time (write_concurrency).
 DEFAULT_LOCK_TIMEOUT = "10s"
 POOL_TIMEOUT = 30.0
 POOL_CLOSE_TIMEOUT = 10.0
@@ -627,15 +631,46 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     round trip per request)."""
 
 
-class LoopPool:
-    """An asyncpg pool bound to one event loop, opened by the first request on it."""
+def write_concurrency(url: str, processes: int = 1) -> int | None:
+    """How many write transactions one server process runs at a time (None: as many as its
+    pool has connections): ``CRMLITE_PG_WRITERS`` if set; for a PostgreSQL on this machine
+    (a loopback address or a Unix socket), this machine's cores shared among the server's
+    ``processes``; for one elsewhere no limit, as round trips over a network take long
+    enough for concurrent transactions to pay."""
+    configured = os.environ.get("CRMLITE_PG_WRITERS")
+    if configured:
+        return max(1, int(configured))
+    host = str(conninfo_to_dict(url).get("host") or "")
+    if host and not host.startswith("/") and host not in ("localhost", "::1") and not (
+            host.startswith("127.")):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, cores // max(processes, 1))
 
-    def __init__(self, url: str, size: int) -> None:
+
+class LoopPool:
+    """An asyncpg pool bound to one event loop, opened by the first request on it; and the
+    gate that lets :func:`write_concurrency` write transactions of that loop in at a time."""
+
+    def __init__(self, url: str, size: int, writers: int | None = None) -> None:
         self.args = _loop_connect_args(url)
         self.size = size
+        self.writers = writers
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: asyncpg.Pool | None = None
         self.opening: asyncio.Task[asyncpg.Pool] | None = None
+        self.gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def write_gate(self) -> asyncio.Semaphore | None:
+        if self.writers is None or self.writers >= self.size:
+            return None
+        loop = asyncio.get_running_loop()
+        gate = self.gates.get(loop)
+        if gate is None:
+            self.gates = {loop: asyncio.Semaphore(self.writers)}  # a loop gone: its gate too
+            gate = self.gates[loop]
+        return gate
 
     def get(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -676,7 +711,7 @@ class LoopPool:
 class PostgresStore:
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int | None = None) -> None:
+    def __init__(self, url: str, pool_size: int | None = None, processes: int = 1) -> None:
         self.url = url
         size = pool_size or int(os.environ.get("CRMLITE_PG_POOL_SIZE") or DEFAULT_POOL_SIZE)
         settings = _session_settings(url)
@@ -701,7 +736,7 @@ class PostgresStore:
             name="crmlite",
             open=True,
         )
-        self.loop_pool = LoopPool(url, max(size, 1))
+        self.loop_pool = LoopPool(url, max(size, 1), write_concurrency(url, processes))
         self.statistics = StatisticsKeeper(self.pool)
         # a plan_cache_mode in the URL's options is the operator's choice: left alone
         self.plans_chosen = "plan_cache_mode" in str(conninfo_to_dict(url).get("options") or "")
@@ -784,6 +819,20 @@ class PostgresStore:
 
     @contextmanager
     def _write_on_loop(self) -> Iterator[LoopTx]:
+        gate = self.loop_pool.write_gate()
+        if gate is None:
+            with self._transaction_on_loop() as tx:
+                yield tx
+            return
+        await_only(gate.acquire())
+        try:
+            with self._transaction_on_loop() as tx:
+                yield tx
+        finally:
+            gate.release()
+
+    @contextmanager
+    def _transaction_on_loop(self) -> Iterator[LoopTx]:
         tx = LoopTx(self, begin=True)
         try:
             try:

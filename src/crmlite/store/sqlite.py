@@ -158,7 +158,16 @@ class SQLiteStore:
                 # handler, whose sleeps make waits long and unfair.
                 self.writers = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o644)
             self.conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            # Switching a new database to WAL can fail at once ("database is locked", no busy
+            # handler) while another process switches it: processes starting together on an
+            # empty database take turns, on the writers' lock.
+            if self.writers is not None:
+                fcntl.flock(self.writers, fcntl.LOCK_EX)
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                if self.writers is not None:
+                    fcntl.flock(self.writers, fcntl.LOCK_UN)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._tx = SQLiteTx(self.conn)
             self._migrate()
