@@ -100,7 +100,11 @@ async def take_connections(server: uvicorn.Server, handed: socket.socket) -> Non
                 for fd in fds:
                     conn = socket.socket(fileno=fd)
                     conn.setblocking(False)
-                    await loop.connect_accepted_socket(protocol, conn)
+                    try:
+                        await loop.connect_accepted_socket(protocol, conn)
+                    except OSError as exc:  # the client is gone already: the next one
+                        log.info("crmlite: a handed connection failed: %s", exc)
+                        conn.close()
     finally:
         loop.remove_reader(handed.fileno())
 
