@@ -97,7 +97,7 @@ _UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectio
 DEFAULT_POOL_SIZE = 4
 # ... but a PostgreSQL on the same machine shares its cores with the server processes: write
 # transactions beyond one per core only contend there (bench/RESULTS.md: 2 workers on 2
-# cores wrote 8-18 % more records per second one transaction at a time each than four),
+# cores wrote 16-23 % more records per second one transaction at a time each than four),
 # so each process runs cores / processes of them at a time (write_concurrency).
 DEFAULT_LOCK_TIMEOUT = "10s"
 POOL_TIMEOUT = 30.0
@@ -421,9 +421,13 @@ class LoopTx:
             self._connect()
         if self.begin:
             self.begin = False
-            await_only(self.conn.execute(self.store.begin() + self.checks))
+            await_only(self.conn.execute(self.opening()))
         if self.writes:
             self.flush()
+
+    def opening(self) -> str:
+        """``BEGIN`` and what goes with it (the settings, :meth:`hold_grant`'s check)."""
+        return self.store.begin() + self.checks
 
     def flush(self) -> None:
         if self.conn is None:
@@ -477,8 +481,7 @@ class LoopTx:
                 self._connect()
             self.begin = False
             await_only(self.conn.execute(
-                self.store.begin() + self.checks + "; "
-                + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
+                self.opening() + "; " + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
             return
         self._ready()
         await_only(self.conn.execute(_LOCK, ids))
@@ -660,17 +663,15 @@ class LoopPool:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool: asyncpg.Pool | None = None
         self.opening: asyncio.Task[asyncpg.Pool] | None = None
-        self.gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self.gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def write_gate(self) -> asyncio.Semaphore | None:
         if self.writers is None or self.writers >= self.size:
             return None
         loop = asyncio.get_running_loop()
-        gate = self.gates.get(loop)
-        if gate is None:
-            self.gates = {loop: asyncio.Semaphore(self.writers)}  # a loop gone: its gate too
-            gate = self.gates[loop]
-        return gate
+        if self.gate is None or self.gate[0] is not loop:  # a loop gone: its gate too
+            self.gate = (loop, asyncio.Semaphore(self.writers))
+        return self.gate[1]
 
     def get(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -820,16 +821,14 @@ class PostgresStore:
     @contextmanager
     def _write_on_loop(self) -> Iterator[LoopTx]:
         gate = self.loop_pool.write_gate()
-        if gate is None:
-            with self._transaction_on_loop() as tx:
-                yield tx
-            return
-        await_only(gate.acquire())
+        if gate is not None:
+            await_only(gate.acquire())
         try:
             with self._transaction_on_loop() as tx:
                 yield tx
         finally:
-            gate.release()
+            if gate is not None:
+                gate.release()
 
     @contextmanager
     def _transaction_on_loop(self) -> Iterator[LoopTx]:

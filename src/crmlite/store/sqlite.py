@@ -161,13 +161,8 @@ class SQLiteStore:
             # Switching a new database to WAL can fail at once ("database is locked", no busy
             # handler) while another process switches it: processes starting together on an
             # empty database take turns, on the writers' lock.
-            if self.writers is not None:
-                fcntl.flock(self.writers, fcntl.LOCK_EX)
-            try:
+            with self._writers_turn():
                 self.conn.execute("PRAGMA journal_mode=WAL")
-            finally:
-                if self.writers is not None:
-                    fcntl.flock(self.writers, fcntl.LOCK_UN)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._tx = SQLiteTx(self.conn)
             self._migrate()
@@ -201,26 +196,34 @@ class SQLiteStore:
                        (str(migrations.latest()),))
 
     @contextmanager
-    def write(self) -> Iterator[SQLiteTx]:
-        conn = self.conn
+    def _writers_turn(self) -> Iterator[None]:
+        """This process's turn among the writers of every process (the file lock)."""
         queue = self.writers
         if queue is not None:
             fcntl.flock(queue, fcntl.LOCK_EX)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield self._tx
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            # a lost UNIQUE race, or another process holding the write lock past busy_timeout
-            if isinstance(exc, sqlite3.IntegrityError) or (
-                    isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)):
-                raise ConflictError(str(exc)) from exc
-            raise
+            yield
         finally:
             if queue is not None:
                 fcntl.flock(queue, fcntl.LOCK_UN)
+
+    @contextmanager
+    def write(self) -> Iterator[SQLiteTx]:
+        conn = self.conn
+        with self._writers_turn():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield self._tx
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                # a lost UNIQUE race, or another process holding the write lock past
+                # busy_timeout
+                if isinstance(exc, sqlite3.IntegrityError) or (
+                        isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)):
+                    raise ConflictError(str(exc)) from exc
+                raise
 
     @contextmanager
     def read(self) -> Iterator[SQLiteTx]:
