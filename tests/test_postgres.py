@@ -107,6 +107,35 @@ def test_hot_tables_get_statistics_without_waiting_for_autovacuum(
         server.stop()
 
 
+def test_updates_keep_records_on_their_pages(pg_cluster: PostgresCluster) -> None:
+    """records' pages keep room (fillfactor 70, schema v6), so most updates write the new
+    version on the record's own page, with no new entry in records' indexes (HOT)."""
+    url = pg_cluster.create_database()
+    server = Server(url)
+    try:
+        api = server.client()
+        for version in range(3):
+            reply = api.upsert("Contacts", [{"Last_Name": f"L{n} v{version}",
+                                             "Email": f"hot{n}@example.com"}
+                                            for n in range(100)])
+            assert reply.status_code == 200, reply.text
+            assert {i["action"] for i in reply.json()["data"]} == (
+                {"insert"} if version == 0 else {"update"})
+        deadline, counts = time.monotonic() + 15, (0, 0)
+        while time.monotonic() < deadline:  # the server's backends report every second
+            with psycopg.connect(url, autocommit=True) as conn:
+                counts = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                                      "WHERE relname = 'records'").fetchone()
+            if counts[0] >= 200:
+                break
+            time.sleep(0.5)
+        updated, hot = counts
+        assert updated >= 200, counts
+        assert hot >= updated / 2, counts  # with full pages (fillfactor 100): a few in 100
+    finally:
+        server.stop()
+
+
 @contextmanager
 def contacts_on(pg_cluster: PostgresCluster) -> Iterator[tuple[Any, Any, Any]]:
     """The store of a fresh database, its admin and the Contacts module (the engine called
