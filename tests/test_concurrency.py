@@ -395,6 +395,78 @@ def test_workers_take_the_connections_in_turn(tmp_path: Path) -> None:
         server.stop()
 
 
+def handed_connections_a_worker_holds() -> int:
+    """How many passed descriptors a Unix datagram socket pair holds before a send would
+    block (the kernel's socket buffer: 278 on the project machine)."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setblocking(False)
+    held = 0
+    with ours, theirs, socket.socket() as handed:
+        while held < 100_000:
+            try:
+                socket.send_fds(ours, [b"c"], [handed.fileno()])
+            except BlockingIOError:
+                return held
+            held += 1
+    raise AssertionError("a socket pair that never fills")
+
+
+def test_a_stuck_worker_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """The parent hands a worker connections faster than a stuck worker takes them: its
+    socket holds a few hundred (the kernel's buffer), then the parent used to wait for
+    it, and every new connection waited with it. Now a worker that is that far behind is
+    skipped: the other one serves the new connections."""
+    import selectors
+    import signal
+    import socket
+
+    server = Server(f"sqlite:///{tmp_path / 'crm.db'}", workers=2)
+    request = (f"GET /crm/v8/users?type=CurrentUser HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: {server.client().http.headers['Authorization']}\r\n"
+               "Connection: close\r\n\r\n").encode()
+    selector = selectors.DefaultSelector()
+    replies: dict[socket.socket, bytes] = {}
+
+    def collect(until: int, seconds: float) -> int:
+        """Read replies until ``until`` are complete or ``seconds`` pass; how many 200s."""
+        deadline = time.monotonic() + seconds
+        while sum(r.startswith(b"HTTP/1.1 200") for r in replies.values()) < until and (
+                time.monotonic() < deadline):
+            for key, _ in selector.select(0.1):
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                replies[key.fileobj] += data  # type: ignore[index]
+                if not data:
+                    selector.unregister(key.fileobj)
+        return sum(r.startswith(b"HTTP/1.1 200") for r in replies.values())
+
+    held = handed_connections_a_worker_holds()
+    connections = 2 * held + 150
+    try:
+        assert server.proc is not None
+        stuck = worker_pids(server.proc.pid)[0]
+        os.kill(stuck, signal.SIGSTOP)
+        try:
+            for _ in range(connections):  # a connection per request, as many clients do
+                conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                conn.sendall(request)
+                conn.setblocking(False)
+                replies[conn] = b""
+                selector.register(conn, selectors.EVENT_READ)
+            # everything but what the stuck worker holds (give or take a few); the parent
+            # used to stop at 2 * held, the other worker having got every second one
+            assert collect(connections - held - 20, 30) >= connections - held - 20
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+        assert collect(connections, 30) == connections  # the stuck worker's share too
+    finally:
+        for conn in replies:
+            conn.close()
+        selector.close()
+        server.stop()
+
+
 def test_workers_that_cannot_listen_stop_the_server_with_a_clear_message(
         database_url: str) -> None:
     import socket

@@ -17,6 +17,7 @@ import functools
 import gc
 import logging
 import multiprocessing
+import select
 import signal
 import socket
 import sys
@@ -48,9 +49,20 @@ def _listen(host: str, port: int) -> socket.socket:
         sys.exit(f"crmlite: cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
+# How long a connection waits for a worker when every worker has fallen behind.
+HAND_OUT_WAIT = 5.0
+
+
 def hand_out(listener: socket.socket, workers: list[socket.socket],
              stopping: threading.Event) -> None:
-    """Accept connections and pass each to the next worker, until ``stopping``."""
+    """Accept connections and pass each to the next worker, until ``stopping``.
+
+    A worker holds only a few handed connections it has not taken yet (a Unix datagram
+    socket queues ``net.unix.max_dgram_qlen`` of them, 10 by default): one whose event loop
+    is busy for a while is skipped rather than waited for, so it does not hold up the
+    connections of every other worker."""
+    for worker in workers:
+        worker.setblocking(False)
     turn = 0
     while not stopping.is_set():
         try:
@@ -61,14 +73,28 @@ def hand_out(listener: socket.socket, workers: list[socket.socket],
                 stopping.wait(0.1)
             continue
         with conn:
-            for _ in workers:  # the next worker that takes it (one that exited does not)
-                worker = workers[turn]
-                turn = (turn + 1) % len(workers)
-                try:
-                    socket.send_fds(worker, [b"c"], [conn.fileno()])
-                    break
-                except OSError:
-                    continue
+            taken = pass_on(conn, workers, turn)
+            if taken is None:  # every worker is behind (or gone): wait for one
+                select.select([], workers, [], HAND_OUT_WAIT)
+                taken = pass_on(conn, workers, turn)
+            if taken is None:
+                log.warning("crmlite: no worker took a connection within %g s; closed it",
+                            HAND_OUT_WAIT)
+            else:
+                turn = (taken + 1) % len(workers)
+
+
+def pass_on(conn: socket.socket, workers: list[socket.socket], turn: int) -> int | None:
+    """Pass ``conn`` to the first worker from ``turn`` on that takes it at once (one that
+    is behind or has exited does not); which one took it."""
+    for i in range(len(workers)):
+        n = (turn + i) % len(workers)
+        try:
+            socket.send_fds(workers[n], [b"c"], [conn.fileno()])
+            return n
+        except OSError:
+            continue
+    return None
 
 
 async def take_connections(server: uvicorn.Server, handed: socket.socket) -> None:
