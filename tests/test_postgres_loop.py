@@ -290,6 +290,36 @@ def test_a_read_that_sends_nothing_borrows_no_connection(
         store.close()
 
 
+def test_closing_waits_for_a_statistics_refresh_under_way(url: str) -> None:
+    """The keeper's refresh runs on a thread of its own; closing the store waits for it
+    instead of closing the pool under it (which logged "could not refresh table
+    statistics … the connection is closed"), and starts none after."""
+    import threading
+    import time
+
+    store = PostgresStore(url)
+    refreshed: list[str] = []
+    started = threading.Event()
+    refresh = store.statistics.refresh
+
+    def slow_refresh() -> None:
+        started.set()
+        time.sleep(0.5)
+        refresh()  # fails if the pool was closed meanwhile
+        refreshed.append("done")
+
+    store.statistics.refresh = slow_refresh  # type: ignore[method-assign]
+    store.statistics.writes = postgres.ANALYZE_CHECK_EVERY - 1
+    store.statistics.wrote()  # the write that starts a refresh
+    assert started.wait(5)
+    store.close()
+    assert refreshed == ["done"]
+    store.statistics.writes = postgres.ANALYZE_CHECK_EVERY - 1
+    store.statistics.wrote()  # after close: none
+    time.sleep(0.2)
+    assert refreshed == ["done"]
+
+
 def test_write_transactions_reuse_plans_once_the_hot_tables_are_large(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small tables: every statement planned afresh. Once the statistics keeper has seen

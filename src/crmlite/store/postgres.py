@@ -542,11 +542,19 @@ class StatisticsKeeper:
         self.busy = threading.Lock()
         # every hot table has statistics of GENERIC_PLANS_FROM rows or more (as last seen)
         self.large = False
+        self.stopped = False
 
     def wrote(self) -> None:
         self.writes += 1
         if self.writes % ANALYZE_CHECK_EVERY == 0 and self.busy.acquire(blocking=False):
             threading.Thread(target=self.run, name="crmlite-analyze", daemon=True).start()
+
+    def stop(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a refresh under way, and start none after: the pool
+        closes next (a refresh cut short by it would only log a warning)."""
+        if not self.stopped:
+            self.stopped = True
+            self.busy.acquire(timeout=timeout)
 
     def run(self) -> None:
         try:
@@ -880,4 +888,5 @@ class PostgresStore:
 
     def close(self) -> None:
         self.loop_pool.abandon()
+        self.statistics.stop(POOL_CLOSE_TIMEOUT)
         self.pool.close()
