@@ -407,9 +407,10 @@ class Bench:
             log("py-spy not found: no profile")
             return None
         out = self.s.profile_dir / f"{name}.txt"
-        # PostgreSQL: the engine runs on a thread pool whose threads mostly wait on the
-        # database; --gil keeps only samples holding the GIL (Python's CPU time). SQLite
-        # releases the GIL inside sqlite3 calls, so there every sample is kept.
+        # PostgreSQL: psycopg's pool threads (the statistics keeper's) wait in Python-level
+        # calls that py-spy counts as busy; --gil keeps only samples holding the GIL
+        # (Python's CPU time). SQLite releases the GIL inside sqlite3 calls, so there
+        # every sample is kept.
         gil = ["--gil"] if name.startswith("postgresql") else []
         return subprocess.Popen(
             [spy, "record", "--pid", str(server.workers[0]), "--rate", "250", "--nonblocking",
