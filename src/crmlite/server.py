@@ -57,10 +57,10 @@ def hand_out(listener: socket.socket, workers: list[socket.socket],
              stopping: threading.Event) -> None:
     """Accept connections and pass each to the next worker, until ``stopping``.
 
-    A worker holds only a few handed connections it has not taken yet (a Unix datagram
-    socket queues ``net.unix.max_dgram_qlen`` of them, 10 by default): one whose event loop
-    is busy for a while is skipped rather than waited for, so it does not hold up the
-    connections of every other worker."""
+    A worker's socket holds only so many handed connections it has not taken yet (the
+    kernel's socket buffer: a few hundred): a worker that far behind (its event loop stuck)
+    is skipped rather than waited for, so it does not hold up the connections of every
+    other worker."""
     for worker in workers:
         worker.setblocking(False)
     turn = 0

@@ -546,7 +546,8 @@ class StatisticsKeeper:
 
     def wrote(self) -> None:
         self.writes += 1
-        if self.writes % ANALYZE_CHECK_EVERY == 0 and self.busy.acquire(blocking=False):
+        if self.writes % ANALYZE_CHECK_EVERY == 0 and not self.stopped and (
+                self.busy.acquire(blocking=False)):
             threading.Thread(target=self.run, name="crmlite-analyze", daemon=True).start()
 
     def stop(self, timeout: float) -> None:
