@@ -199,8 +199,9 @@ _V5: list[str | dict[str, str]] = [
 # indexes, a fraction of the WAL). An update touches no indexed column of records (v4),
 # but with full pages (the default, fillfactor 100) nearly every update went to another
 # page: measured with 100-record updates, PostgreSQL's work per batch fell by a third
-# (bench/RESULTS.md). It applies to pages filled from now on; the table takes about 1.4x
-# the space. SQLite rewrites a row in place and has no such setting.
+# (bench/RESULTS.md). Pages filled before the upgrade gain room as their records are
+# updated (at once with VACUUM FULL); the table takes about 1.4x the space. SQLite
+# rewrites a row in place and has no such setting.
 _V6: list[str | dict[str, str]] = [
     {"postgresql": "ALTER TABLE records SET (fillfactor = 70)"},
 ]

@@ -95,10 +95,6 @@ _UNREACHABLE = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectio
 # same cores (bench/RESULTS.md: 2 workers × 4 connections wrote 20-40 % more records per
 # second than 2 × 8 on two cores, one worker the same).
 DEFAULT_POOL_SIZE = 4
-# ... but a PostgreSQL on the same machine shares its cores with the server processes: write
-# transactions beyond one per core only contend there (bench/RESULTS.md: 2 workers on 2
-# cores wrote 16-23 % more records per second one transaction at a time each than four),
-# so each process runs cores / processes of them at a time (write_concurrency).
 DEFAULT_LOCK_TIMEOUT = "10s"
 POOL_TIMEOUT = 30.0
 POOL_CLOSE_TIMEOUT = 10.0
@@ -648,7 +644,10 @@ def write_concurrency(url: str, processes: int = 1) -> int | None:
     pool has connections): ``CRMLITE_PG_WRITERS`` if set; for a PostgreSQL on this machine
     (a loopback address or a Unix socket), this machine's cores shared among the server's
     ``processes``; for one elsewhere no limit, as round trips over a network take long
-    enough for concurrent transactions to pay."""
+    enough for concurrent transactions to pay. A PostgreSQL on this machine shares its
+    cores with the server processes, and write transactions beyond one per core only
+    contend there (bench/RESULTS.md: 2 workers on 2 cores wrote 16-23 % more records per
+    second one transaction at a time each than four)."""
     configured = os.environ.get("CRMLITE_PG_WRITERS")
     if configured:
         return max(1, int(configured))
