@@ -7,6 +7,8 @@ the same path directly, and read back with the sync (psycopg) path where it help
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -18,6 +20,7 @@ from crmlite.records.writer import write_records
 from crmlite.store import postgres
 from crmlite.store.base import ConflictError, GrantChanged, StoreBusy
 from crmlite.store.bridge import await_only, greenlet_spawn
+from crmlite.store.migrations import ID_BASE
 from crmlite.store.postgres import (
     Catalog,
     PostgresStore,
@@ -421,6 +424,48 @@ def test_write_transactions_beyond_the_limit_wait_their_turn(
 
         asyncio.run(main())
         assert events == ["first begins", "first ends", "second begins", "second ends"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("driver", ["loop", "psycopg"])
+def test_lock_and_match_reads_what_the_lock_holder_committed(url: str, driver: str) -> None:
+    """An upsert's Email locks, lookup and new ids go in one call (v7's function): the
+    lookup runs once the locks are held, so it sees the row a writer that held one of them
+    committed meanwhile (with the calling statement's snapshot it would not, and an upsert
+    would insert that Email a second time)."""
+    store = PostgresStore(url)
+    try:
+        with store.write() as tx:
+            tx.executemany(MATCH_INSERT, [(1, 1, 2, "old@example.com", 10)])
+        holding, done = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            with psycopg.connect(url) as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id("1:2:new@example.com"),))
+                conn.execute("INSERT INTO match_keys VALUES (1, 1, 2, 'new@example.com', 11)")
+                holding.set()
+                done.wait(0.3)  # commits while the store waits for the lock
+
+        def look_up() -> tuple[list[Any], list[int]]:
+            with store.write() as tx:
+                return tx.lock_and_match(
+                    ["1:2:new@example.com", "1:2:old@example.com", "1:2:none@example.com"],
+                    1, 1, 2, ["new@example.com", "none@example.com", "old@example.com"], 3)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        assert holding.wait(10)
+        started = time.monotonic()
+        found, new_ids = on_loop(store, look_up) if driver == "loop" else look_up()
+        thread.join()
+        assert time.monotonic() - started >= 0.2  # it waited for the lock
+        assert sorted(found) == [("new@example.com", 11), ("old@example.com", 10)]
+        # ids for the records that may be new: 3 asked, less the 2 rows found
+        assert len(new_ids) == 1 and new_ids[0] > ID_BASE
+        with store.write() as tx:
+            assert tx.lock_and_match([], 1, 1, 2, ["none@example.com"], 0) == ([], [])
+            assert tx.next_ids(1)[0] > new_ids[0]
     finally:
         store.close()
 

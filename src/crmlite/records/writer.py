@@ -162,13 +162,23 @@ class Batch:
         if match_field is not None:
             # an upsert looks up (and locks) only what no external value matched, unless
             # complete; an insert or update looks up none, and locks all
-            wanted = {k for c in cands if (k := c.keys.get(match_field)) is not None and (
-                not matching or self.complete or not self.matched_externally(c))}
-            if wanted:
-                prefix = key_lock_prefix(self.principal, match_field)
-                tx.lock_keys(prefix + k for k in wanted)
-            if matching:
-                self.fetch_matches(match_field, wanted, ids)
+            unmatched = [c for c in cands if not matching or not self.matched_externally(c)]
+            wanted = {k for c in (cands if self.complete else unmatched)
+                      if (k := c.keys.get(match_field)) is not None}
+            prefix = key_lock_prefix(self.principal, match_field)
+            if matching and wanted and not self.read_along:
+                # the locks, the lookup and the ids of the records that may be new, at once
+                rows, new_ids = tx.lock_and_match(
+                    (prefix + k for k in wanted), self.org_id, module.id, match_field.id,
+                    sorted(wanted), len(unmatched))
+                self.fetched_matches |= wanted
+                self.add_matches(match_field, rows, ids)
+                self.new_ids = new_ids[::-1]
+            else:
+                if wanted:
+                    tx.lock_keys(prefix + k for k in wanted)
+                if matching:
+                    self.fetch_matches(match_field, wanted, ids)
         self.load_records(sorted(ids))
         if len(self.records) < len(ids):
             self.forget_deleted(ids)
@@ -198,15 +208,19 @@ class Batch:
         self.fetched_matches |= values
         for part in chunks(sorted(values)):
             among, args = self.tx.member_of("k.value", part, "text")
-            for value, rid in self.key_rows(
+            self.add_matches(f, self.key_rows(
                 "match_keys", f"k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND {among}",
                 (self.org_id, self.module.id, f.id, *args),
-            ):
-                holders = self.matches.setdefault((f.id, value), [])
-                holders.append(rid)
-                if len(holders) > 1:  # oldest first: record ids grow with their creation
-                    holders.sort()
-                ids.add(rid)
+            ), ids)
+
+    def add_matches(self, f: Field, rows: Iterable[Sequence[Any]], ids: set[int]) -> None:
+        """The (value, record id) rows of ``f``'s match keys, read."""
+        for value, rid in rows:
+            holders = self.matches.setdefault((f.id, value), [])
+            holders.append(rid)
+            if len(holders) > 1:  # oldest first: record ids grow with their creation
+                holders.sort()
+            ids.add(rid)
 
     def key_rows(self, table: str, where: str, params: Sequence[Any]) -> list[tuple[str, int]]:
         """The (value, record id) of the rows of key ``table`` (as ``k``) that ``where``

@@ -49,11 +49,35 @@ class Tx(Protocol):
     def next_ids(self, count: int) -> list[int]:
         """Hand out ``count`` new 19-digit record ids."""
 
+    def lock_and_match(self, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
+                       values: Sequence[str], new_ids: int) -> tuple[list[Row], list[int]]:
+        """:meth:`lock_keys` ``keys``, then the ``(value, record_id)`` of the field's
+        ``match_keys`` rows holding one of ``values`` (read once the locks are held), and
+        up to ``new_ids`` less the rows found new record ids, sorted (PostgreSQL: one round
+        trip; SQLite hands out none: the caller asks :meth:`next_ids` for what it lacks)."""
+
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         """Go on only while this access token exists and its org's metadata is still at
         ``meta_version``; otherwise raise :class:`GrantChanged` (once the transaction has
         rolled back). PostgreSQL on the loop checks with the transaction's first round
         trip instead of one of its own."""
+
+
+# What Tx.lock_and_match looks up (PostgreSQL's crmlite_lock_and_match, migrations.py v7,
+# the same); ``{among}``: the values, as Tx.member_of spells them.
+MATCHES_OF = ("SELECT value, record_id FROM match_keys "
+              "WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among}")
+
+
+def lock_then_match(tx: Tx, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
+                    values: Sequence[str], new_ids: int = 0) -> tuple[list[Row], list[int]]:
+    """:meth:`Tx.lock_and_match` one step at a time, handing out no ids."""
+    tx.lock_keys(keys)
+    rows: list[Row] = []
+    for part in chunks(values):
+        among, args = tx.member_of("value", part, "text")
+        rows += tx.execute(MATCHES_OF.format(among=among), (org_id, module_id, field_id, *args))
+    return rows, []
 
 
 class Store(Protocol):

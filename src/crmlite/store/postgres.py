@@ -158,6 +158,23 @@ def lock_statement(ids: str) -> str:
     return f"SELECT pg_advisory_xact_lock(k) FROM unnest({ids}::bigint[]) AS k ORDER BY k"
 
 
+# Tx.lock_and_match in one call (migrations.py v7); its new ids come as rows without a value.
+LOCK_AND_MATCH = ("SELECT value, record_id FROM crmlite_lock_and_match("
+                  "?::bigint[], ?::bigint, ?::bigint, ?::bigint, ?::text[], ?::int)")
+
+
+def found_and_new(rows: Iterable[Sequence[Any]]) -> tuple[list[Row], list[int]]:
+    """:data:`LOCK_AND_MATCH`'s rows as :meth:`Tx.lock_and_match` answers them."""
+    found, new = [], []
+    for value, rid in rows:
+        if value is None:
+            new.append(rid)
+        else:
+            found.append((value, rid))
+    new.sort()
+    return found, new
+
+
 def grant_statement(token_hash: str, meta_version: int) -> str:
     """The check of :meth:`Tx.hold_grant` as a statement of its own, its values inlined so
     that it can travel in a simple query with ``BEGIN`` (a SHA-256 hex digest and an
@@ -365,6 +382,13 @@ class PostgresTx:
         ).fetchall()
         return sorted(r[0] for r in rows)
 
+    def lock_and_match(self, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
+                       values: Sequence[str], new_ids: int) -> tuple[list[Row], list[int]]:
+        return found_and_new(self.conn.execute(
+            _pg(LOCK_AND_MATCH),
+            (lock_ids(keys), org_id, module_id, field_id, list(values), new_ids),
+            prepare=False))
+
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         self.conn.execute(grant_statement(token_hash, meta_version), prepare=False)
 
@@ -503,6 +527,13 @@ class LoopTx:
         rows = await_only(self.conn.fetch(
             "SELECT nextval('record_ids') FROM generate_series(1, $1::int)", count))
         return sorted(r[0] for r in rows)
+
+    def lock_and_match(self, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
+                       values: Sequence[str], new_ids: int) -> tuple[list[Row], list[int]]:
+        self._ready()
+        return found_and_new(await_only(self.conn.fetch(
+            _numbered(LOCK_AND_MATCH), lock_ids(keys), org_id, module_id, field_id, list(values),
+            new_ids)))
 
     def commit(self) -> None:
         """Send what waits, then COMMIT. A transaction that sent nothing yet needs no

@@ -38,7 +38,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from crmlite.store import migrations
-from crmlite.store.base import GRANT_HOLDS, ConflictError, GrantChanged, Row, placeholders
+from crmlite.store.base import (
+    GRANT_HOLDS,
+    ConflictError,
+    GrantChanged,
+    Row,
+    lock_then_match,
+    placeholders,
+)
 from crmlite.store.migrations import ID_BASE
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -78,6 +85,9 @@ class SQLiteTx:
             "UPDATE counters SET value = value + ? WHERE name = 'id' RETURNING value", (count,)
         ).fetchone()
         return list(range(last - count + 1, last + 1))
+
+    # the engine's own calls cost nothing here: ids are handed out as the writer asks
+    lock_and_match = lock_then_match
 
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         if not self.conn.execute(GRANT_HOLDS, (token_hash, meta_version)).fetchone():
