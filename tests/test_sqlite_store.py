@@ -1,4 +1,5 @@
-"""The SQLite store's WAL is copied back into the database file by its own thread."""
+"""The SQLite store: its WAL is copied back into the database file by its own thread; its
+write transactions."""
 
 from __future__ import annotations
 
@@ -60,5 +61,22 @@ def test_the_wal_is_started_over_under_steady_writes(tmp_path: Path,
         assert largest < 12_000_000, largest
         assert store.conn.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone() == (
             40_000,)
+    finally:
+        store.close()
+
+
+def test_lock_and_match_reads_the_matches_and_hands_out_no_ids(tmp_path: Path) -> None:
+    # SQLite's single writer holds no key locks, and its ids are handed out as asked
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'crm.db'}")
+    try:
+        with store.write() as tx:
+            tx.executemany("INSERT INTO match_keys (org_id, module_id, field_id, value, "
+                           "record_id) VALUES (?,?,?,?,?)",
+                           [(1, 1, 2, "a@example.com", 10), (1, 1, 2, "a@example.com", 12),
+                            (1, 1, 3, "b@example.com", 11), (1, 2, 2, "b@example.com", 13)])
+            found, new_ids = tx.lock_and_match(
+                ["1:2:a@example.com", "1:2:b@example.com"], 1, 1, 2,
+                ["a@example.com", "b@example.com", "c@example.com"], 3)
+        assert (sorted(found), new_ids) == ([("a@example.com", 10), ("a@example.com", 12)], [])
     finally:
         store.close()

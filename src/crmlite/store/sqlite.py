@@ -86,7 +86,8 @@ class SQLiteTx:
         ).fetchone()
         return list(range(last - count + 1, last + 1))
 
-    # the engine's own calls cost nothing here: ids are handed out as the writer asks
+    # one step at a time (no locks to take); the engine's upserts never call it here: the
+    # single writer reads a batch's matches along with their records (Batch.key_rows)
     lock_and_match = lock_then_match
 
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
