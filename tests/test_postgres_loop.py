@@ -392,8 +392,9 @@ def test_write_concurrency_follows_where_the_database_runs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CRMLITE_PG_WRITERS", raising=False)
     monkeypatch.setattr(postgres.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    # on this machine: its cores shared among the server's processes
-    assert write_concurrency("postgresql://u@127.0.0.1:5432/crm") == 4
+    # on this machine: its cores shared among the server's processes, one more for a
+    # process alone
+    assert write_concurrency("postgresql://u@127.0.0.1:5432/crm") == 5
     assert write_concurrency("postgresql://u@localhost/crm", processes=2) == 2
     assert write_concurrency("postgresql:///crm?host=/var/run/postgresql", processes=8) == 1
     assert write_concurrency("postgresql:///crm", processes=3) == 1
