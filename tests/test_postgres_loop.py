@@ -323,6 +323,48 @@ def test_closing_waits_for_a_statistics_refresh_under_way(url: str) -> None:
     assert refreshed == ["done"]
 
 
+def test_large_tables_are_analysed_again_once_they_doubled(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a hot table is small it is analysed every 20 % of growth; once all are large
+    (write plans reused), every 50 % of its rows changed: an ANALYZE samples up to 30,000
+    rows and makes every connection plan again, and a bulk load paid for it."""
+    monkeypatch.setattr(postgres, "ANALYZE_MIN_ROWS", 0)
+    monkeypatch.setattr(postgres, "GENERIC_PLANS_FROM", 1000)
+    store = PostgresStore(url)
+
+    def add_match_keys(first: int, count: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO match_keys SELECT 1, 1, 2, 'v' || n, n "
+                         "FROM generate_series(%s::int, %s::int) AS n", (first, first + count - 1))
+
+    def analysed_after(changed: int) -> int:
+        """match_keys' ANALYZE count after a refresh, once its backends reported the rows."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT n_mod_since_analyze FROM pg_stat_user_tables "
+                               "WHERE relname = 'match_keys'").fetchone()[0] < changed:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            store.statistics.refresh()
+            return int(conn.execute("SELECT analyze_count FROM pg_stat_user_tables "
+                                    "WHERE relname = 'match_keys'").fetchone()[0])
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO records SELECT n, 1, 1, 1, 1, 0, 1, 0, '{}' "
+                         "FROM generate_series(1, 2000) AS n")
+            conn.execute("INSERT INTO unique_keys SELECT 1, 1, 1, 0, 'v' || n, n "
+                         "FROM generate_series(1, 2000) AS n")
+        add_match_keys(1, 2000)
+        assert analysed_after(2000) == 1 and store.statistics.large
+        add_match_keys(2001, 1000)  # +50 %: beyond 20 %, not half of 3,000
+        assert analysed_after(1000) == 1
+        add_match_keys(3001, 1500)  # 2,500 since: more than half of 4,500
+        assert analysed_after(2500) == 2
+    finally:
+        store.close()
+
+
 def test_write_transactions_reuse_plans_once_the_hot_tables_are_large(
         url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small tables: every statement planned afresh. Once the statistics keeper has seen

@@ -105,7 +105,8 @@ MIGRATION_LOCK = (0x63726D6C, 1)  # "crml", 1
 HOT_TABLES = ["records", "unique_keys", "match_keys"]
 ANALYZE_CHECK_EVERY = 50  # write transactions of this process between two checks
 ANALYZE_MIN_ROWS = 500
-ANALYZE_GROWTH = 0.2
+ANALYZE_GROWTH = 0.2  # while a hot table is small
+ANALYZE_GROWTH_LARGE = 0.5  # once every hot table is large (GENERIC_PLANS_FROM)
 ANALYZE_LOCK = (0x63726D6C, 2)
 # Write transactions let PostgreSQL reuse their plans once every hot table's statistics
 # count this many rows (see the module's docstring).
@@ -561,6 +562,15 @@ class StatisticsKeeper:
     changed by more than ``ANALYZE_MIN_ROWS`` + ``ANALYZE_GROWTH`` of their rows since
     their last ANALYZE (one process at a time). Statements are never prepared, so a
     plan is always made with the statistics of the moment (perf-anchors.md, pitfall 1).
+
+    Once every hot table is large (write transactions reuse their plans, see the module's
+    docstring), the estimates no longer decide between an index and a scan, and a table is
+    analysed again only once its changes since are half its rows (``ANALYZE_GROWTH_LARGE``:
+    inserts alone, once it doubled; autovacuum still looks every minute, at a tenth of the
+    rows it had when last analysed): each ANALYZE samples up to 30,000
+    rows of each table and makes every connection plan its statements again, and at 20 %
+    a bulk load into a fresh database spent about a sixth of PostgreSQL's time analysing
+    (bench/RESULTS.md).
     """
 
     def __init__(self, pool: ConnectionPool) -> None:
@@ -595,7 +605,7 @@ class StatisticsKeeper:
     def refresh(self) -> None:
         """Analyse the stale hot tables, then note whether they are all large."""
         with self.pool.connection() as conn:
-            self.analyze_stale(conn)
+            self.analyze_stale(conn, ANALYZE_GROWTH_LARGE if self.large else ANALYZE_GROWTH)
             self.large = self.all_large(conn)
 
     @staticmethod
@@ -608,11 +618,13 @@ class StatisticsKeeper:
         return bool(row[0])
 
     @staticmethod
-    def analyze_stale(conn: psycopg.Connection) -> list[str]:
+    def analyze_stale(conn: psycopg.Connection, growth: float = ANALYZE_GROWTH) -> list[str]:
+        """ANALYZE the hot tables changed by more than ``ANALYZE_MIN_ROWS`` + ``growth`` of
+        their rows since their last ANALYZE; the tables analysed."""
         stale = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
             "AND relname = ANY(%s) AND n_mod_since_analyze > %s + %s * n_live_tup "
-            "ORDER BY relname", (HOT_TABLES, ANALYZE_MIN_ROWS, ANALYZE_GROWTH))]
+            "ORDER BY relname", (HOT_TABLES, ANALYZE_MIN_ROWS, growth))]
         if not stale or not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                          ANALYZE_LOCK).fetchone()[0]:
             return []
