@@ -567,10 +567,9 @@ class StatisticsKeeper:
     docstring), the estimates no longer decide between an index and a scan, and a table is
     analysed again only once its changes since are half its rows (``ANALYZE_GROWTH_LARGE``:
     inserts alone, once it doubled; autovacuum still looks every minute, at a tenth of the
-    rows it had when last analysed): each ANALYZE samples up to 30,000
-    rows of each table and makes every connection plan its statements again, and at 20 %
-    a bulk load into a fresh database spent about a sixth of PostgreSQL's time analysing
-    (bench/RESULTS.md).
+    rows it had when last analysed). Each ANALYZE samples up to 30,000 rows of each table
+    and makes every connection plan its statements again: at 20 % a bulk load into a fresh
+    database spent about a sixth of PostgreSQL's time analysing (bench/RESULTS.md).
     """
 
     def __init__(self, pool: ConnectionPool) -> None:
