@@ -481,14 +481,14 @@ def test_lock_and_match_reads_what_the_lock_holder_committed(url: str, driver: s
     try:
         with store.write() as tx:
             tx.executemany(MATCH_INSERT, [(1, 1, 2, "old@example.com", 10)])
-        holding, done = threading.Event(), threading.Event()
+        holding = threading.Event()
 
         def holder() -> None:
             with psycopg.connect(url) as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id("1:2:new@example.com"),))
                 conn.execute("INSERT INTO match_keys VALUES (1, 1, 2, 'new@example.com', 11)")
                 holding.set()
-                done.wait(0.3)  # commits while the store waits for the lock
+                time.sleep(0.3)  # then commits, while the store waits for the lock
 
         def look_up() -> tuple[list[Any], list[int]]:
             with store.write() as tx:
