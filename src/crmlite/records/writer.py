@@ -33,7 +33,7 @@ from crmlite.records.stored import JOINED_RECORD_COLUMNS, RECORD_COLUMNS, Stored
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
-from crmlite.store.base import ConflictError, Store, Tx, chunks
+from crmlite.store.base import MATCHES_OF, ConflictError, Store, Tx, chunks
 
 Mode = Literal["insert", "update", "upsert"]
 MAX_RECORDS = 100
@@ -209,7 +209,7 @@ class Batch:
         for part in chunks(sorted(values)):
             among, args = self.tx.member_of("k.value", part, "text")
             self.add_matches(f, self.key_rows(
-                "match_keys", f"k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND {among}",
+                "match_keys", MATCHES_OF.format(among=among),
                 (self.org_id, self.module.id, f.id, *args),
             ), ids)
 

@@ -63,10 +63,10 @@ class Tx(Protocol):
         trip instead of one of its own."""
 
 
-# What Tx.lock_and_match looks up (PostgreSQL's crmlite_lock_and_match, migrations.py v7,
-# the same); ``{among}``: the values, as Tx.member_of spells them.
-MATCHES_OF = ("SELECT value, record_id FROM match_keys "
-              "WHERE org_id = ? AND module_id = ? AND field_id = ? AND {among}")
+# The match keys (as ``k``) of one field holding some values: what the engine looks up
+# (records/writer.py) and Tx.lock_and_match (PostgreSQL's crmlite_lock_and_match,
+# migrations.py v7, the same); ``{among}``: the values, as Tx.member_of spells them.
+MATCHES_OF = "k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND {among}"
 
 
 def lock_then_match(tx: Tx, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
@@ -75,8 +75,9 @@ def lock_then_match(tx: Tx, keys: Iterable[str], org_id: int, module_id: int, fi
     tx.lock_keys(keys)
     rows: list[Row] = []
     for part in chunks(values):
-        among, args = tx.member_of("value", part, "text")
-        rows += tx.execute(MATCHES_OF.format(among=among), (org_id, module_id, field_id, *args))
+        among, args = tx.member_of("k.value", part, "text")
+        rows += tx.execute("SELECT k.value, k.record_id FROM match_keys k WHERE "
+                           + MATCHES_OF.format(among=among), (org_id, module_id, field_id, *args))
     return rows, []
 
 
