@@ -23,12 +23,14 @@ from tests.conftest import CRMLITE, Server, cli, new_user
 PREVIOUS = 1
 # (writes from a remembered principal check their grant with v5's function: the previous
 # crmlite checked every token against the store; upserts lock and look up their Emails with
-# v7's: it did that one step at a time)
+# v7's: it did that one step at a time; and it inserted new records as any others, without
+# v8's function)
 V1_CRMLITE = [sys.executable, "-c",
               "import crmlite.store.migrations as m; del m.MIGRATIONS[1:]; "
               "import crmlite.auth.principal as p; p.remembered = lambda store, token: None; "
               "import crmlite.store.base as b, crmlite.store.postgres as pg; "
               "pg.LoopTx.lock_and_match = pg.PostgresTx.lock_and_match = b.lock_then_match; "
+              "pg.PostgresStore.inserts_new = lambda self: False; "
               "from crmlite.cli import main; main(prog_name='crmlite')"]
 
 
@@ -54,9 +56,9 @@ def indexes(database_url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_latest_version_is_7() -> None:
+def test_latest_version_is_8() -> None:
     # The upgrade test starts from version 1 and crosses every later step.
-    assert migrations.latest() == 7
+    assert migrations.latest() == 8
 
 
 def test_previous_schema_upgrades_in_place_and_keeps_its_data(
@@ -109,6 +111,9 @@ def test_previous_schema_upgrades_in_place_and_keeps_its_data(
             # v7: upserts lock and look up their Emails in one call
             assert sql(database_url, "SELECT count(*) FROM pg_proc "
                        "WHERE proname = 'crmlite_lock_and_match'") == [(1,)]
+            # v8: batches of new records inserted in one call
+            assert sql(database_url, "SELECT count(*) FROM pg_proc "
+                       "WHERE proname = 'crmlite_insert_new'") == [(1,)]
         api = new.client()
         after = {"Leads": api.get("/crm/v8/Leads?fields=Last_Name,Sync_ID,Email").json(),
                  "Contacts": api.get("/crm/v8/Contacts?fields=Last_Name,Contact_Ref,Email")

@@ -12,6 +12,10 @@ A batch (up to 100 records) is one transaction. Inside it the engine
 Uniqueness of external and unique values is the database's UNIQUE constraint on
 ``unique_keys``; should a concurrent writer win a race anyway, the transaction rolls
 back and the batch is planned again.
+
+An upsert batch whose records may all be new goes to the store in one call first, where
+the store can do that (records/new.py): it inserts them if none of their keys is stored,
+else writes nothing and the batch is planned as above.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
 from crmlite.records.keys import derived_rows
+from crmlite.records.new import full_name, insert_new
 from crmlite.records.render import user_ref, write_details
 from crmlite.records.stored import JOINED_RECORD_COLUMNS, RECORD_COLUMNS, StoredRecord
 from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
@@ -50,6 +55,18 @@ class Outcome:
     action: Literal["insert", "update"] = "insert"
     duplicate_field: str | None = None
     more_records: bool = False
+
+
+def check_mandatory(module: Module, c: Candidate, inserting: bool) -> RecordError | None:
+    """A mandatory value missing from a record to insert, or cleared by an update."""
+    for f in module.mandatory_fields:
+        name = f.api_name
+        if inserting:
+            if c.values.get(name) is None:
+                return mandatory_missing(c.index, name)
+        elif name in c.values and c.values[name] is None:
+            return mandatory_missing(c.index, name)
+    return None
 
 
 def duplicate_check_order(module: Module, listed: Sequence[str] | None) -> list[Field]:
@@ -407,14 +424,7 @@ class Batch:
         return None
 
     def check_mandatory(self, c: Candidate, inserting: bool) -> RecordError | None:
-        for f in self.module.mandatory_fields:
-            name = f.api_name
-            if inserting:
-                if c.values.get(name) is None:
-                    return mandatory_missing(c.index, name)
-            elif name in c.values and c.values[name] is None:
-                return mandatory_missing(c.index, name)
-        return None
+        return check_mandatory(self.module, c, inserting)
 
     def check_duplicates(self, c: Candidate, target: int | None) -> RecordError | None:
         for f, k in c.keys.items():
@@ -477,8 +487,7 @@ class Batch:
             for name in [name for name, value in c.values.items() if value is None]:
                 del data[name]
         if self.full_name:
-            first, last = data.get("First_Name"), data.get("Last_Name")
-            data["Full_Name"] = (f"{first} {last}" if first and last else first or last) or None
+            data["Full_Name"] = full_name(data)
         return rec
 
     def new_id(self) -> int:
@@ -631,6 +640,11 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
                             "json_path": "$.duplicate_check_fields"})
     order = duplicate_check_order(module, duplicate_check_fields) if mode == "upsert" else []
     cands = candidates(module, data, mode, path_id, by if mode == "update" else None)
+    if (mode == "upsert" and duplicate_check_fields is None and unmodified_since is None
+            and store.inserts_new()):
+        inserted = insert_new(store, principal, module, cands)
+        if inserted is not None:
+            return new_outcomes(module, cands, inserted)
     complete = False
     for _attempt in range(MAX_ATTEMPTS):
         try:
@@ -655,6 +669,19 @@ def write_records(store: Store, principal: Principal, module: Module, data: Any,
     raise RequestError("TOO_MANY_REQUESTS",
                        "the records could not be written because of concurrent writes; try again",
                        {})
+
+
+def new_outcomes(module: Module, cands: list[Candidate],
+                 inserted: list[tuple[int, StoredRecord | None]]) -> list[Outcome]:
+    """The outcomes of a batch of new records inserted in one call (records/new.py), as
+    the planner gives them."""
+    outcomes = [Outcome(c.index, error=c.error) for c in cands]
+    for index, record in inserted:
+        if record is None:
+            outcomes[index].error = check_mandatory(module, cands[index], True)
+        else:
+            outcomes[index].record = record
+    return outcomes
 
 
 def items(outcomes: list[Outcome], principal: Principal, mode: Mode,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,11 +57,41 @@ class Tx(Protocol):
         up to ``new_ids`` less the rows found new record ids, sorted (PostgreSQL: one round
         trip; SQLite hands out none: the caller asks :meth:`next_ids` for what it lacks)."""
 
+    def insert_new(self, batch: NewRecords) -> list[Row]:
+        """Insert a batch of new records in one call, where :meth:`Store.inserts_new` says
+        so: one ``(n, record id)`` row per record (the id None: a mandatory value missing),
+        or no row at all, and nothing written, when one of the batch's keys is stored."""
+
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         """Go on only while this access token exists and its org's metadata is still at
         ``meta_version``; otherwise raise :class:`GrantChanged` (once the transaction has
         rolled back). PostgreSQL on the loop checks with the transaction's first round
         trip instead of one of its own."""
+
+
+@dataclass(slots=True)
+class NewRecords:
+    """A batch of records to insert if none of their keys is stored, as the store does it
+    in one call (records/new.py; on PostgreSQL crmlite_insert_new, migrations.py v8). Per
+    record, in request order: its external key (``exts``), its system duplicate-check key
+    (``matches``), whether it holds every mandatory value (``complete``), and its values
+    as JSON, Full_Name included (``docs``). ``ext_locks`` and ``match_locks``: the lock
+    names of those keys; ``grant``: the token hash and metadata version to hold
+    (Tx.hold_grant), if any."""
+
+    grant: tuple[str, int] | None
+    org_id: int
+    module_id: int
+    user_id: int
+    now: int
+    ext_field: int | None
+    ext_locks: list[str]
+    exts: list[str | None]
+    match_field: int | None
+    match_locks: list[str]
+    matches: list[str | None]
+    complete: list[bool]
+    docs: list[str]
 
 
 # The match keys (as ``k``) of one field holding some values: what the engine looks up
@@ -90,6 +121,10 @@ class Store(Protocol):
 
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only view."""
+
+    def inserts_new(self) -> bool:
+        """Whether write transactions insert batches of new records in one call
+        (:meth:`Tx.insert_new`)."""
 
     def close(self) -> None: ...
 

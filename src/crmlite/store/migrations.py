@@ -232,7 +232,66 @@ _V7: list[str | dict[str, str]] = [
             END IF;
         END $$"""},
 ]
-MIGRATIONS: list[list[str | dict[str, str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# Version 8 (PostgreSQL): a batch of new records inserted in one call (records/new.py says
+# which batches may be). crmlite_insert_new takes the locks the engine's planner would take
+# for such a batch, in its order (the external values', then the system duplicate-check
+# values'), and looks every value up once its locks are held. Should one be stored, it
+# writes nothing and answers no row: the planner takes the batch. Otherwise it inserts
+# the records with their keys and answers one row per record, in request order (n from
+# 0), with the new record's id, or none for a record that lacks a mandatory value. Its
+# statements reuse their plans (records/new.py: only once the hot tables are large, as
+# write transactions do).
+_V8: list[str | dict[str, str]] = [
+    {"postgresql": """CREATE FUNCTION crmlite_insert_new(grant_hash TEXT,
+            grant_version BIGINT, org BIGINT, module BIGINT, author BIGINT, at_time BIGINT,
+            ext_field BIGINT, ext_locks BIGINT[], exts TEXT[],
+            match_field BIGINT, match_locks BIGINT[], matches TEXT[],
+            complete BOOLEAN[], docs TEXT[])
+        RETURNS TABLE (n INT, rid BIGINT)
+        LANGUAGE plpgsql SET plan_cache_mode = auto AS $$
+        #variable_conflict use_column
+        BEGIN
+            IF grant_hash IS NOT NULL THEN
+                PERFORM crmlite_grant_holds(grant_hash, grant_version);
+            END IF;
+            IF ext_field IS NOT NULL THEN
+                PERFORM pg_advisory_xact_lock(k) FROM unnest(ext_locks) AS k ORDER BY k;
+                IF EXISTS (SELECT 1 FROM unique_keys u WHERE u.org_id = org
+                           AND u.module_id = module AND u.field_id = ext_field
+                           AND u.scope = 0 AND u.value = ANY(exts)) THEN
+                    RETURN;
+                END IF;
+            END IF;
+            IF match_field IS NOT NULL THEN
+                PERFORM pg_advisory_xact_lock(k) FROM unnest(match_locks) AS k ORDER BY k;
+                IF EXISTS (SELECT 1 FROM match_keys m WHERE m.org_id = org
+                           AND m.module_id = module AND m.field_id = match_field
+                           AND m.value = ANY(matches)) THEN
+                    RETURN;
+                END IF;
+            END IF;
+            RETURN QUERY
+            WITH fresh AS (
+                SELECT x.n, CASE WHEN x.ok THEN nextval('record_ids') END AS id, x.e, x.v, x.d
+                  FROM unnest(complete, exts, matches, docs) WITH ORDINALITY AS x(ok, e, v, d, n)
+            ), r AS (
+                INSERT INTO records (id, org_id, module_id, owner_id, created_by, created_time,
+                                     modified_by, modified_time, data)
+                SELECT f.id, org, module, author, author, at_time, author, at_time, f.d
+                  FROM fresh f WHERE f.id IS NOT NULL
+            ), u AS (
+                INSERT INTO unique_keys (org_id, module_id, field_id, scope, value, record_id)
+                SELECT org, module, ext_field, 0, f.e, f.id
+                  FROM fresh f WHERE f.id IS NOT NULL AND f.e IS NOT NULL
+            ), m AS (
+                INSERT INTO match_keys (org_id, module_id, field_id, value, record_id)
+                SELECT org, module, match_field, f.v, f.id
+                  FROM fresh f WHERE f.id IS NOT NULL AND f.v IS NOT NULL
+            )
+            SELECT (f.n - 1)::INT, f.id FROM fresh f ORDER BY f.n;
+        END $$"""},
+]
+MIGRATIONS: list[list[str | dict[str, str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

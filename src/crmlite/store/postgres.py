@@ -61,7 +61,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crmlite.store import migrations
-from crmlite.store.base import ConflictError, GrantChanged, Row, StoreBusy
+from crmlite.store.base import ConflictError, GrantChanged, NewRecords, Row, StoreBusy
 from crmlite.store.bridge import await_only, bridged
 from crmlite.store.migrations import ID_BASE
 
@@ -174,6 +174,21 @@ def found_and_new(rows: Iterable[Sequence[Any]]) -> tuple[list[Row], list[int]]:
             found.append((value, rid))
     new.sort()
     return found, new
+
+
+# Tx.insert_new in one call (migrations.py v8).
+INSERT_NEW = ("SELECT n, rid FROM crmlite_insert_new(?::text, ?::bigint, ?::bigint, ?::bigint, "
+              "?::bigint, ?::bigint, ?::bigint, ?::bigint[], ?::text[], ?::bigint, ?::bigint[], "
+              "?::text[], ?::boolean[], ?::text[])")
+
+
+def insert_new_args(batch: NewRecords) -> tuple[Any, ...]:
+    """:data:`INSERT_NEW`'s parameters for ``batch``: its lock names as advisory locks."""
+    token_hash, meta_version = batch.grant or (None, None)
+    return (token_hash, meta_version, batch.org_id, batch.module_id, batch.user_id, batch.now,
+            batch.ext_field, lock_ids(batch.ext_locks), batch.exts,
+            batch.match_field, lock_ids(batch.match_locks), batch.matches, batch.complete,
+            batch.docs)
 
 
 def grant_statement(token_hash: str, meta_version: int) -> str:
@@ -390,6 +405,10 @@ class PostgresTx:
             (lock_ids(keys), org_id, module_id, field_id, list(values), new_ids),
             prepare=False))
 
+    def insert_new(self, batch: NewRecords) -> list[Row]:
+        return self.conn.execute(_pg(INSERT_NEW), insert_new_args(batch),
+                                 prepare=False).fetchall()
+
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         self.conn.execute(grant_statement(token_hash, meta_version), prepare=False)
 
@@ -535,6 +554,17 @@ class LoopTx:
         return found_and_new(await_only(self.conn.fetch(
             _numbered(LOCK_AND_MATCH), lock_ids(keys), org_id, module_id, field_id, list(values),
             new_ids)))
+
+    def insert_new(self, batch: NewRecords) -> list[Row]:
+        if self.begin and not self.checks and not self.writes:
+            # the transaction's only statement: it runs alone, atomic by itself, without
+            # BEGIN nor COMMIT (begin stays set: commit() then sends nothing)
+            conn = self.conn if self.conn is not None else self._connect()
+        else:
+            self._ready()
+            conn = self.conn
+        return [tuple(r) for r in await_only(
+            conn.fetch(_numbered(INSERT_NEW), *insert_new_args(batch)))]
 
     def commit(self) -> None:
         """Send what waits, then COMMIT. A transaction that sent nothing yet needs no
@@ -796,6 +826,12 @@ class PostgresStore:
         self.statistics = StatisticsKeeper(self.pool)
         # a plan_cache_mode in the URL's options is the operator's choice: left alone
         self.plans_chosen = "plan_cache_mode" in str(conninfo_to_dict(url).get("options") or "")
+
+    def inserts_new(self) -> bool:
+        """crmlite_insert_new's statements reuse their plans (migrations.py v8): only once
+        the hot tables are large, when write transactions do too, and not when the URL's
+        options chose how plans are made."""
+        return self.statistics.large and not self.plans_chosen
 
     def begin(self) -> str:
         """What starts a write transaction on the loop: with generic plans allowed once the
