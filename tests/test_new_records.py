@@ -79,8 +79,8 @@ class Calls:
         monkeypatch.setattr(PostgresTx, "insert_new", counted)
 
 
-def run_steps(store: PostgresStore, calls: Calls | None) -> list[Any]:
-    """The steps' replies, each with whether it went in one call."""
+def token_with_ref_id(store: PostgresStore) -> str:
+    """The admin's token, once Contacts have an org-based external field, Ref_Id."""
     _, token = admin_token(store)
     principal = authenticate(store, token)
     assert principal is not None
@@ -90,6 +90,12 @@ def run_steps(store: PostgresStore, calls: Calls | None) -> list[Any]:
         create_fields(tx, principal.org_id, contacts, principal.dictionary, [{
             "field_label": "Ref Id", "data_type": "text", "length": 50,
             "external": {"type": "org", "show": True}}])
+    return token
+
+
+def run_steps(store: PostgresStore, calls: Calls | None) -> list[Any]:
+    """The steps' replies, each with whether it went in one call."""
+    token = token_with_ref_id(store)
     replies = []
     for module_name, records, _ in STEPS:
         principal = authenticate(store, token)
@@ -206,15 +212,7 @@ def test_concurrent_batches_of_the_same_new_records_insert_each_once(
     store = PostgresStore(url, pool_size=4)
     try:
         store.statistics.large = True
-        _, token = admin_token(store)
-        principal = authenticate(store, token)
-        assert principal is not None
-        with store.write() as tx:
-            contacts = principal.dictionary.module("Contacts")
-            assert contacts is not None
-            create_fields(tx, principal.org_id, contacts, principal.dictionary, [{
-                "field_label": "Ref Id", "data_type": "text", "length": 50,
-                "external": {"type": "org", "show": True}}])
+        token = token_with_ref_id(store)
         failures: list[str] = []
         barrier = threading.Barrier(4)
 
