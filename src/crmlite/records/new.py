@@ -18,26 +18,19 @@ retries take it.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
 from crmlite.auth.principal import Principal
 from crmlite.records.external import key_lock_prefix
-from crmlite.records.stored import StoredRecord
-from crmlite.records.validation import Candidate
+from crmlite.records.stored import StoredRecord, full_name
+from crmlite.records.validation import Candidate, check_mandatory
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import ConflictError, NewRecords, Store
 
 # batches of a module that go to the planner after one found a stored key (per process)
 PLANNED_AFTER_A_MATCH = 32
 _planned: dict[tuple[str, int, int], int] = {}
-
-
-def full_name(data: dict[str, Any]) -> str | None:
-    """Full_Name as Zoho derives it from First_Name and Last_Name."""
-    first, last = data.get("First_Name"), data.get("Last_Name")
-    return (f"{first} {last}" if first and last else first or last) or None
 
 
 def key_fields(module: Module, cands: list[Candidate]) -> tuple[Field | None, Field | None] | None:
@@ -89,7 +82,6 @@ def insert_new(store: Store, principal: Principal, module: Module,
     ext, match = fields
     exts = [c.keys.get(ext) for c in valid] if ext is not None else [None] * len(valid)
     matches = [c.keys.get(match) for c in valid] if match is not None else [None] * len(valid)
-    mandatory = [f.api_name for f in module.mandatory_fields]
     with_full_name = module.field("Full_Name") is not None
     datas = [{**c.values, "Full_Name": full_name(c.values)} if with_full_name else c.values
              for c in valid]
@@ -104,7 +96,7 @@ def insert_new(store: Store, principal: Principal, module: Module,
         ext_locks=[ext_prefix + k for k in exts if k is not None], exts=exts,
         match_field=match.id if match is not None else None,
         match_locks=[match_prefix + k for k in matches if k is not None], matches=matches,
-        complete=[all(c.values.get(name) is not None for name in mandatory) for c in valid],
+        complete=[check_mandatory(module, c, True) is None for c in valid],
         docs=[orjson.dumps(data).decode() for data in datas],
     )
     try:

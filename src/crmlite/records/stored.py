@@ -29,3 +29,9 @@ class StoredRecord:
     stored_matches: dict[int, str] | None = None
     is_new: bool = False
     dirty: bool = False
+
+
+def full_name(data: dict[str, Any]) -> str | None:
+    """Full_Name as Zoho derives it from a record's First_Name and Last_Name."""
+    first, last = data.get("First_Name"), data.get("Last_Name")
+    return (f"{first} {last}" if first and last else first or last) or None

@@ -49,6 +49,18 @@ def mandatory_missing(index: int, api_name: str, path: str | None = None) -> Rec
                        {"api_name": api_name, "json_path": path or json_path(index, api_name)})
 
 
+def check_mandatory(module: Module, c: Candidate, inserting: bool) -> RecordError | None:
+    """A mandatory value missing from a record to insert, or cleared by an update."""
+    for f in module.mandatory_fields:
+        name = f.api_name
+        if inserting:
+            if c.values.get(name) is None:
+                return mandatory_missing(c.index, name)
+        elif name in c.values and c.values[name] is None:
+            return mandatory_missing(c.index, name)
+    return None
+
+
 def candidate(module: Module, index: int, body: Any, *, with_id: bool = False) -> Candidate:
     """Validate ``body`` (the record at ``data[index]``).
 

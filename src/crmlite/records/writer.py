@@ -32,10 +32,22 @@ from crmlite.auth.principal import Principal
 from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
 from crmlite.records.keys import derived_rows
-from crmlite.records.new import full_name, insert_new
+from crmlite.records.new import insert_new
 from crmlite.records.render import user_ref, write_details
-from crmlite.records.stored import JOINED_RECORD_COLUMNS, RECORD_COLUMNS, StoredRecord
-from crmlite.records.validation import Candidate, candidate, invalid, json_path, mandatory_missing
+from crmlite.records.stored import (
+    JOINED_RECORD_COLUMNS,
+    RECORD_COLUMNS,
+    StoredRecord,
+    full_name,
+)
+from crmlite.records.validation import (
+    Candidate,
+    candidate,
+    check_mandatory,
+    invalid,
+    json_path,
+    mandatory_missing,
+)
 from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import MATCHES_OF, ConflictError, Store, Tx, chunks
@@ -55,18 +67,6 @@ class Outcome:
     action: Literal["insert", "update"] = "insert"
     duplicate_field: str | None = None
     more_records: bool = False
-
-
-def check_mandatory(module: Module, c: Candidate, inserting: bool) -> RecordError | None:
-    """A mandatory value missing from a record to insert, or cleared by an update."""
-    for f in module.mandatory_fields:
-        name = f.api_name
-        if inserting:
-            if c.values.get(name) is None:
-                return mandatory_missing(c.index, name)
-        elif name in c.values and c.values[name] is None:
-            return mandatory_missing(c.index, name)
-    return None
 
 
 def duplicate_check_order(module: Module, listed: Sequence[str] | None) -> list[Field]:
