@@ -619,6 +619,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(), "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version, "postgresql": pg,
         "commit": commit, "src_modified": dirty, "crmlite_from": str(source),
+        "compiled": crmlite.compiled(),
         "loadavg_start": os.getloadavg(),
     }
 

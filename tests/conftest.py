@@ -18,6 +18,19 @@ from tests.pgcluster import PostgresCluster, free_port
 
 CRMLITE = [sys.executable, "-m", "crmlite"]
 BACKENDS = ["sqlite", "postgresql"]
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "crmlite"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An editable install compiles the engine in place (setup.py): a module edited since
+    would be shadowed by its stale extension, and the suite would test the old code."""
+    stale = sorted(str(so.relative_to(SOURCE)) for so in SOURCE.rglob("*.so")
+                   if (py := so.with_name(so.name.split(".")[0] + ".py")).exists()
+                   and py.stat().st_mtime > so.stat().st_mtime)
+    if stale:
+        pytest.exit(f"compiled modules older than their source: {', '.join(stale)}; rebuild "
+                    "with `.venv/bin/python -m pip install -e .` (scripts/test.sh does)",
+                    returncode=2)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +69,7 @@ class Server:
         self.workers = workers
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
+        self.banner: list[str] = []
         self.start()
 
     def start(self) -> None:
@@ -78,6 +92,7 @@ class Server:
             if line.startswith("try: curl"):
                 break
         assert self.token, "".join(lines)
+        self.banner = [line.rstrip("\n") for line in lines]  # what serve printed
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.base + "/", timeout=1)

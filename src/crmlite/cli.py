@@ -7,6 +7,7 @@ import sys
 
 import click
 
+import crmlite
 from crmlite.auth.scopes import ALL_SCOPES, is_valid
 from crmlite.auth.tokens import ACCESS_TOKEN_LIFETIME, create_access_token
 from crmlite.orgs import Org, UserExists, add_user, admin_user, bootstrap, find_user
@@ -51,7 +52,8 @@ def serve(host: str, port: int, database: str | None, workers: int) -> None:
                                 SERVE_TOKEN_LIFETIME)
     store.close()
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    click.echo(f"crmlite serving {redacted(url)} at {base}")
+    engine = "compiled" if crmlite.compiled() else "pure Python"
+    click.echo(f"crmlite serving {redacted(url)} at {base} (engine: {engine})")
     click.echo(f"access token (all scopes, {admin.email}, valid 24 h): {token}")
     click.echo(f'try: curl {base}/crm/v8/Contacts/upsert -H "Authorization: Zoho-oauthtoken '
                f'{token}" -d \'{{"data":[{{"Last_Name":"Boyle","Email":"p.boyle@abc.com"}}]}}\'')

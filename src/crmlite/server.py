@@ -106,7 +106,8 @@ async def take_connections(server: uvicorn.Server, handed: socket.socket) -> Non
     loop = asyncio.get_running_loop()
     config = server.config
     # what uvicorn builds for the connections it accepts itself (Server.startup)
-    protocol = functools.partial(config.http_protocol_class, config=config,
+    protocol = functools.partial(config.http_protocol_class,  # type: ignore[call-arg]
+                                 config=config,
                                  server_state=server.server_state,
                                  app_state=server.lifespan.state)
     handed.setblocking(False)

@@ -47,6 +47,6 @@ def batch(items: list[dict[str, Any]], success_status: int = 200, key: str = "da
     elif ok:
         status = 207
     else:  # all failed: 400, or the one status all the errors share (412 ALREADY_MODIFIED)
-        codes = {i.get("code") for i in items}
+        codes = {str(i.get("code")) for i in items}
         status = STATUS.get(codes.pop(), 400) if len(codes) == 1 else 400
     return JSON({key: items}, status_code=status)

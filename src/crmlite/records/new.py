@@ -80,8 +80,9 @@ def insert_new(store: Store, principal: Principal, module: Module,
     if fields is None or not valid:
         return None
     ext, match = fields
-    exts = [c.keys.get(ext) for c in valid] if ext is not None else [None] * len(valid)
-    matches = [c.keys.get(match) for c in valid] if match is not None else [None] * len(valid)
+    nothing: list[str | None] = [None] * len(valid)
+    exts = [c.keys.get(ext) for c in valid] if ext is not None else nothing
+    matches = [c.keys.get(match) for c in valid] if match is not None else nothing
     with_full_name = module.field("Full_Name") is not None
     datas = [{**c.values, "Full_Name": full_name(c.values)} if with_full_name else c.values
              for c in valid]

@@ -12,7 +12,7 @@ from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError, invalid_data, required_param
 from crmlite.records.external import resolve
 from crmlite.records.render import format_time, user_ref
-from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
+from crmlite.records.stored import RECORD_COLUMNS, StoredRecord, stored_record
 from crmlite.schema.datatypes import key_of, record_id, render_datetime
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store, Tx, chunks
@@ -24,10 +24,6 @@ MAX_IDS = 100
 # Created_Time order is id order: ids grow with creation (schema v3 has no index on it).
 SORT_COLUMNS = {"id": "id", "created_time": "id", "modified_time": "modified_time"}
 SORT_NAMES = {"id": "id", "created_time": "Created_Time", "modified_time": "Modified_Time"}
-
-
-def _row(row: tuple[Any, ...]) -> StoredRecord:
-    return StoredRecord(*row[:6], data=orjson.loads(row[6]))
 
 
 def lookup_names(tx: Tx, principal: Principal, module: Module, fields: list[Field],
@@ -94,6 +90,7 @@ def get_record(store: Store, principal: Principal, module: Module, rid: Any,
                by: Field | None = None) -> dict | None:
     """One record by id, or by its value of the external field ``by``; None when absent."""
     with store.read() as tx:
+        ident: int | str | None
         if by is None:
             ident = record_id(rid)
         else:
@@ -108,7 +105,7 @@ def get_record(store: Store, principal: Principal, module: Module, rid: Any,
         )
         if not rows:
             return None
-        rec = _row(rows[0])
+        rec = stored_record(rows[0])
         names = lookup_names(tx, principal, module, module.fields, [rec])
     return render(rec, module.fields, principal, names)
 
@@ -206,7 +203,7 @@ def list_records(store: Store, principal: Principal, module: Module,
             f"SELECT {RECORD_COLUMNS} FROM records WHERE {where} {page}",
             (*args, query.per_page + 1, (query.page - 1) * query.per_page),
         )
-        records = [_row(r) for r in rows[: query.per_page]]
+        records = [stored_record(r) for r in rows[: query.per_page]]
         names = lookup_names(tx, principal, module, query.fields, records)
     data = [render(r, query.fields, principal, names) for r in records]
     info = {

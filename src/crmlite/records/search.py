@@ -25,12 +25,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
-
 from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError
 from crmlite.records import reader
-from crmlite.records.stored import RECORD_COLUMNS, StoredRecord
+from crmlite.records.stored import RECORD_COLUMNS, stored_record
 from crmlite.schema.datatypes import record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store
@@ -483,7 +481,7 @@ def search_records(store: Store, principal: Principal, module: Module, query: Se
             f"SELECT {RECORD_COLUMNS} FROM records WHERE org_id = ? AND module_id = ? "
             f"AND {condition} ORDER BY id DESC LIMIT ? OFFSET ?",
             (*sql.args, limit, offset))
-        records = [StoredRecord(*r[:6], data=orjson.loads(r[6])) for r in rows[: page.per_page]]
+        records = [stored_record(r) for r in rows[: page.per_page]]
         names = reader.lookup_names(tx, principal, module, page.fields, records)
     data = [reader.render(r, page.fields, principal, names) for r in records]
     info: dict[str, Any] = {"per_page": page.per_page, "count": len(data), "page": page.page}

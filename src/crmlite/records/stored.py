@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 RECORD_COLUMNS = "id, owner_id, created_by, created_time, modified_by, modified_time, data"
 # The same, and the record's org and module, of ``records r`` in a join
@@ -29,6 +32,12 @@ class StoredRecord:
     stored_matches: dict[int, str] | None = None
     is_new: bool = False
     dirty: bool = False
+
+
+def stored_record(row: Sequence[Any]) -> StoredRecord:
+    """A record read as ``RECORD_COLUMNS``."""
+    rid, owner, creator, created, modifier, modified, raw = row
+    return StoredRecord(rid, owner, creator, created, modifier, modified, orjson.loads(raw))
 
 
 def full_name(data: dict[str, Any]) -> str | None:

@@ -69,7 +69,7 @@ class Outcome:
     more_records: bool = False
 
 
-def duplicate_check_order(module: Module, listed: Sequence[str] | None) -> list[Field]:
+def duplicate_check_order(module: Module, listed: Sequence[Any] | None) -> list[Field]:
     """Zoho's precedence (§4.2): the listed fields in the given order, then the remaining
     user-unique fields; the system field only when listed or when the list is absent."""
     system = module.system_duplicate_field

@@ -29,7 +29,8 @@ class _Bridged(greenlet.greenlet):
     def __init__(self, fn: Callable[..., Any], driver: greenlet.greenlet) -> None:
         super().__init__(fn, driver)
         self.driver = driver
-        self.gr_context = driver.gr_context  # contextvars as the calling task sees them
+        # contextvars as the calling task sees them (a greenlet property, not a slot)
+        self.gr_context = driver.gr_context  # type: ignore[misc]
 
 
 def bridged() -> bool:

@@ -25,7 +25,7 @@ DIALECT_WORDS = {
     "postgresql": {"pk": "BIGINT PRIMARY KEY", "bigint": "BIGINT", "without_rowid": ""},
 }
 
-_V1 = [
+_V1: list[str | dict[str, str]] = [
     """CREATE TABLE orgs (
         id {pk},
         zgid TEXT NOT NULL,
@@ -146,7 +146,7 @@ _V1 = [
 
 # Version 2: lists sorted by Modified_Time or Created_Time (`sort_by`) read an index in
 # order instead of sorting the module's records.
-_V2 = [
+_V2: list[str | dict[str, str]] = [
     "CREATE INDEX records_by_modified ON records (org_id, module_id, modified_time, id)",
     "CREATE INDEX records_by_created ON records (org_id, module_id, created_time, id)",
 ]
@@ -156,7 +156,7 @@ _V2 = [
 # record's key rows are derived from its values (records/keys.py), so the write path no
 # longer reads them by record: only user-based external keys, whose scope (the writer)
 # the values do not tell, keep an index by record.
-_V3 = [
+_V3: list[str | dict[str, str]] = [
     "DROP INDEX records_by_created",
     "DROP INDEX match_keys_by_record",
     "DROP INDEX unique_keys_by_record",
@@ -172,7 +172,7 @@ _V3 = [
 # carrying Modified_Time in records_by_module would make that 2-3x faster, but still cost
 # every update an index entry. Lists by id and by Created_Time (id order) still read
 # records_by_module in order.
-_V4 = [
+_V4: list[str | dict[str, str]] = [
     "DROP INDEX records_by_modified",
 ]
 

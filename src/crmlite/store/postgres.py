@@ -242,6 +242,8 @@ def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1
     ``scalars``: per column, whether it is passed as one value for every row (a column
     the same in every row, such as org_id: one value to encode instead of a hundred).
     """
+    set_names: list[str] | None
+    where_names: list[str] | None
     if found := _INSERT.fullmatch(sql):
         table, names = found[1], [c.strip() for c in found[2].split(",")]
         if found[3].count("?") != len(names):
@@ -249,11 +251,11 @@ def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1
         set_names, where_names = names, []
     elif found := _UPDATE.fullmatch(sql):
         table = found[1]
-        set_names = _assignments(found[2], ",")  # type: ignore[assignment]
-        where_names = _assignments(found[3], _AND)  # type: ignore[assignment]
+        set_names = _assignments(found[2], ",")
+        where_names = _assignments(found[3], _AND)
     elif found := _DELETE.fullmatch(sql):
         table, set_names = found[1], []
-        where_names = _assignments(found[2], _AND)  # type: ignore[assignment]
+        where_names = _assignments(found[2], _AND)
     else:
         return None
     types = columns.get(table.lower())
@@ -455,38 +457,36 @@ class LoopTx:
         if pool is not None and conn is not None:
             await_only(pool.release(conn))
 
-    def _ready(self) -> None:
+    def _ready(self) -> asyncpg.Connection:
         """Borrow a connection and send what waits (BEGIN, writes) before a statement."""
-        if self.conn is None:
-            self._connect()
+        conn = self.conn if self.conn is not None else self._connect()
         if self.begin:
             self.begin = False
-            await_only(self.conn.execute(self.opening()))
+            await_only(conn.execute(self.opening()))
         if self.writes:
             self.flush()
+        return conn
 
     def opening(self) -> str:
         """``BEGIN`` and what goes with it (the settings, :meth:`hold_grant`'s check)."""
         return self.store.begin() + self.checks
 
     def flush(self) -> None:
-        if self.conn is None:
-            self._connect()
+        conn = self.conn if self.conn is not None else self._connect()
         writes, self.writes = self.writes, []
         if len(writes) == 1:
             sql, _, scalars, params = writes[0]
             planned = self.catalog.set_based_numbered(sql, scalars)
             assert planned is not None
-            await_only(self.conn.execute(planned[1], *params))
+            await_only(conn.execute(planned[1], *params))
             return
         statement = self.catalog.combined(tuple((w[0], w[2]) for w in writes))
-        await_only(self.conn.execute(statement, *[p for w in writes for p in w[3]]))
+        await_only(conn.execute(statement, *[p for w in writes for p in w[3]]))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         conn = self.conn
         if conn is None or self.begin or self.writes:
-            self._ready()
-            conn = self.conn
+            conn = self._ready()
         return [tuple(r) for r in await_only(conn.fetch(_numbered(sql), *params))]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -495,11 +495,11 @@ class LoopTx:
             return
         planned = self.catalog.set_based_numbered(sql)
         if planned is None:
-            self._ready()
+            conn = self._ready()
             if len(rows) > 1:
-                await_only(self.conn.executemany(_numbered(sql), rows))  # pipelined
+                await_only(conn.executemany(_numbered(sql), rows))  # pipelined
             else:
-                await_only(self.conn.execute(_numbered(sql), *rows[0]))
+                await_only(conn.execute(_numbered(sql), *rows[0]))
             return
         table = planned[0]
         if any(w[1] == table for w in self.writes):  # keep the order of writes to one table
@@ -517,14 +517,12 @@ class LoopTx:
             return
         if self.begin and not self.writes:
             # Integers only, so inlining them is safe; a simple query may hold two statements.
-            if self.conn is None:
-                self._connect()
+            conn = self.conn if self.conn is not None else self._connect()
             self.begin = False
-            await_only(self.conn.execute(
+            await_only(conn.execute(
                 self.opening() + "; " + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
             return
-        self._ready()
-        await_only(self.conn.execute(_LOCK, ids))
+        await_only(self._ready().execute(_LOCK, ids))
 
     def lock_rows(self, select: str, of: str = "") -> str:
         return for_update(select, of)
@@ -534,8 +532,7 @@ class LoopTx:
         if self.begin:  # checked with BEGIN, in the transaction's first round trip
             self.checks += "; " + statement
             return
-        self._ready()
-        await_only(self.conn.execute(statement))
+        await_only(self._ready().execute(statement))
 
     def member_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list]:
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
@@ -543,15 +540,13 @@ class LoopTx:
     def next_ids(self, count: int) -> list[int]:
         if count <= 0:
             return []
-        self._ready()
-        rows = await_only(self.conn.fetch(
+        rows = await_only(self._ready().fetch(
             "SELECT nextval('record_ids') FROM generate_series(1, $1::int)", count))
         return sorted(r[0] for r in rows)
 
     def lock_and_match(self, keys: Iterable[str], org_id: int, module_id: int, field_id: int,
                        values: Sequence[str], new_ids: int) -> tuple[list[Row], list[int]]:
-        self._ready()
-        return found_and_new(await_only(self.conn.fetch(
+        return found_and_new(await_only(self._ready().fetch(
             _numbered(LOCK_AND_MATCH), lock_ids(keys), org_id, module_id, field_id, list(values),
             new_ids)))
 
@@ -561,8 +556,7 @@ class LoopTx:
             # BEGIN nor COMMIT (begin stays set: commit() then sends nothing)
             conn = self.conn if self.conn is not None else self._connect()
         else:
-            self._ready()
-            conn = self.conn
+            conn = self._ready()
         return [tuple(r) for r in await_only(
             conn.fetch(_numbered(INSERT_NEW), *insert_new_args(batch)))]
 
@@ -574,8 +568,7 @@ class LoopTx:
                 self.begin = False
                 self.flush()
             return
-        self._ready()
-        await_only(self.conn.execute("COMMIT"))
+        await_only(self._ready().execute("COMMIT"))
 
 
 class StatisticsKeeper:
@@ -644,7 +637,7 @@ class StatisticsKeeper:
             "SELECT count(*) = %s AND min(reltuples) >= %s FROM pg_class "
             "WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(%s)",
             (len(HOT_TABLES), GENERIC_PLANS_FROM, HOT_TABLES)).fetchone()
-        return bool(row[0])
+        return row is not None and bool(row[0])
 
     @staticmethod
     def analyze_stale(conn: psycopg.Connection, growth: float = ANALYZE_GROWTH) -> list[str]:
@@ -654,8 +647,10 @@ class StatisticsKeeper:
             "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
             "AND relname = ANY(%s) AND n_mod_since_analyze > %s + %s * n_live_tup "
             "ORDER BY relname", (HOT_TABLES, ANALYZE_MIN_ROWS, growth))]
-        if not stale or not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                         ANALYZE_LOCK).fetchone()[0]:
+        if not stale:
+            return []
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", ANALYZE_LOCK).fetchone()
+        if locked is None or not locked[0]:
             return []
         try:
             for table in stale:
@@ -700,7 +695,7 @@ def _loop_connect_args(url: str) -> dict[str, Any]:
     for name in ("host", "port", "user", "password", "dbname", "sslmode", "passfile"):
         if info.get(name):
             args["database" if name == "dbname" else name] = (
-                int(info[name]) if name == "port" and "," not in str(info[name])
+                int(str(info[name])) if name == "port" and "," not in str(info[name])
                 else str(info[name]))
     return args
 

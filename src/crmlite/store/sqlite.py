@@ -42,6 +42,7 @@ from crmlite.store.base import (
     GRANT_HOLDS,
     ConflictError,
     GrantChanged,
+    NewRecords,
     Row,
     lock_then_match,
     placeholders,
@@ -89,6 +90,9 @@ class SQLiteTx:
     # one step at a time (no locks to take); the engine's upserts never call it here: the
     # single writer reads a batch's matches along with their records (Batch.key_rows)
     lock_and_match = lock_then_match
+
+    def insert_new(self, batch: NewRecords) -> list[Row]:
+        raise NotImplementedError("SQLite plans every batch (SQLiteStore.inserts_new)")
 
     def hold_grant(self, token_hash: str, meta_version: int) -> None:
         if not self.conn.execute(GRANT_HOLDS, (token_hash, meta_version)).fetchone():
