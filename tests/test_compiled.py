@@ -46,3 +46,51 @@ def test_server_says_how_its_engine_runs(tmp_path: Path) -> None:
         assert server.banner[0].endswith(f"(engine: {engine})"), server.banner
     finally:
         server.stop()
+
+
+def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
+    """mypyc's ``str()`` of an ``int`` leaks integers beyond 2**62, which record ids are
+    (schema.datatypes.int_text): a server that rendered ids that way grew by every record it
+    wrote. Inserts and updates through the engine must leave nothing behind."""
+    import gc
+    import tracemalloc
+
+    from crmlite.auth.principal import authenticate
+    from crmlite.auth.tokens import create_access_token
+    from crmlite.orgs import admin_user, bootstrap
+    from crmlite.records.writer import items, write_records
+    from crmlite.store.base import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'crmlite.db'}")
+    org = bootstrap(store)
+    with store.read() as tx:
+        admin = admin_user(tx, org.id)
+    token = create_access_token(store, org.id, admin.id, "ZohoCRM.modules.ALL")
+
+    def upserts(first: int, batches: int) -> None:
+        for b in range(first, first + batches):
+            principal = authenticate(store, token)
+            assert principal is not None
+            contacts = principal.dictionary.module("Contacts")
+            assert contacts is not None
+            # half new records, half the previous batch's (updated by Email)
+            data = [{"Last_Name": f"L{n}", "Email": f"c{n}@example.com", "Phone": str(b)}
+                    for n in range(b * 25, b * 25 + 50)]
+            outcomes = write_records(store, principal, contacts, data, "upsert")
+            assert [i["status"] for i in items(outcomes, principal, "upsert")] == (
+                ["success"] * 50)
+
+    upserts(0, 20)  # caches warm
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        upserts(20, 100)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        store.close()
+    grown = sum(stat.count_diff for stat in after.compare_to(before, "filename"))
+    # a leak of one object per record written would be 5,000 blocks
+    assert grown < 1_000, [str(s) for s in after.compare_to(before, "filename")[:5]]

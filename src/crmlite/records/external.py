@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError
+from crmlite.schema.datatypes import int_text
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Tx, chunks
 
@@ -39,7 +40,8 @@ def key_lock(principal: Principal, f: Field, key: str) -> str:
 
 def key_lock_prefix(principal: Principal, f: Field) -> str:
     """What the lock names of ``f``'s keys start with (a batch makes it once per field)."""
-    return f"{principal.org_id}:{f.id}:{scope_of(f, principal)}:"
+    parts = (principal.org_id, f.id, scope_of(f, principal))
+    return "".join(f"{int_text(n)}:" for n in parts)  # int_text: ids are beyond 2**62
 
 
 def resolve(tx: Tx, principal: Principal, module: Module, f: Field,

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from crmlite.orgs import User
 from crmlite.records.stored import StoredRecord
+from crmlite.schema.datatypes import int_text
 
 
 @lru_cache(maxsize=16384)
@@ -20,7 +21,7 @@ def format_time(epoch: int, tz: ZoneInfo) -> str:
 def user_ref(users: dict[int, User], user_id: int, with_email: bool = False) -> dict[str, Any]:
     user = users.get(user_id)
     if user is None:
-        return {"name": None, "id": str(user_id)}
+        return {"name": None, "id": int_text(user_id)}
     return user.minified_with_email if with_email else user.minified
 
 
@@ -45,5 +46,5 @@ def write_details(records: list[StoredRecord], users: dict[int, User],
         if creator is None:
             creator = refs[r.created_by] = user_ref(users, r.created_by)
         details.append({"Modified_Time": modified, "Modified_By": modifier,
-                        "Created_Time": created, "id": str(r.id), "Created_By": creator})
+                        "Created_Time": created, "id": int_text(r.id), "Created_By": creator})
     return details

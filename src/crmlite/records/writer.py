@@ -48,7 +48,7 @@ from crmlite.records.validation import (
     json_path,
     mandatory_missing,
 )
-from crmlite.schema.datatypes import key_of, record_id
+from crmlite.schema.datatypes import int_text, key_of, record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import MATCHES_OF, ConflictError, Store, Tx, chunks
 
@@ -420,7 +420,7 @@ class Batch:
                     and rid in self.records and self.records[rid].is_new
                 )
             if not ok:
-                return invalid(c.index, f.api_name, "invalid data", id=str(rid))
+                return invalid(c.index, f.api_name, "invalid data", id=int_text(rid))
         return None
 
     def check_mandatory(self, c: Candidate, inserting: bool) -> RecordError | None:
@@ -445,8 +445,8 @@ class Batch:
             "json_path": json_path(index, f.api_name),
             "more_records": False,
             "duplicate_record": {
-                "id": str(holder.id),
-                "module": {"api_name": self.module.api_name, "id": str(self.module.id)},
+                "id": int_text(holder.id),
+                "module": {"api_name": self.module.api_name, "id": int_text(self.module.id)},
                 "Owner": owner,
             },
         })

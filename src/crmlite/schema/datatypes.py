@@ -64,6 +64,14 @@ class MissingId(Exception):
     """A lookup object without its id: Zoho answers MANDATORY_NOT_FOUND on ``<field>.id``."""
 
 
+def int_text(n: object) -> str:
+    """``str(n)`` of an integer, such as a record id. Compiled code must not call ``str()``
+    on a value it knows is an ``int``: mypyc's ``str(int)`` leaks every integer beyond 2**62
+    it converts (record ids are 19 digits; its ``CPyTagged_Str`` never releases the boxed
+    value), where ``str()`` of an ``object`` is Python's own."""
+    return str(n)
+
+
 def _expected(data_type: str) -> InvalidValue:
     return InvalidValue({"expected_data_type": data_type})
 
@@ -108,7 +116,7 @@ def _integer(field: Field, value: Any) -> int | None:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _expected("integer")
-    digits = len(str(abs(value)))
+    digits = len(int_text(abs(value)))
     if field.length and digits > field.length:
         raise _too_long(field.length)
     if not -(2**31) <= value < 2**31:
@@ -135,7 +143,7 @@ def _decimal(field: Field, value: Any) -> int | float | None:
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise _expected(field.data_type)
-    whole = len(str(int(abs(value))))
+    whole = len(int_text(int(abs(value))))
     if field.length and whole > field.length:
         raise _too_long(field.length)
     if isinstance(value, float):
@@ -183,9 +191,9 @@ def record_id(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and 0 < value <= MAX_ID:
-        return str(value)
+        return int_text(value)
     if isinstance(value, str) and ID_RE.match(value.strip()) and 0 < int(value) <= MAX_ID:
-        return str(int(value))
+        return int_text(int(value))
     return None
 
 
