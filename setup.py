@@ -40,7 +40,7 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler or linker failure
+        except Exception as exc:  # any compiler or linker failure
             for path in self.get_outputs():
                 if os.path.exists(path):
                     os.remove(path)

@@ -16,5 +16,5 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check src tests bench setup.py
 .venv/bin/python -m pytest "$@"
