@@ -448,8 +448,10 @@ class LoopTx:
         # (sql, table, which columns go as one value, parameters)
         self.writes: list[tuple[str, str, tuple[bool, ...], list[Any]]] = []
 
-    def _connect(self) -> asyncpg.Connection:
-        self.pool, self.conn = self.store._acquire()
+    def _borrowed(self) -> asyncpg.Connection:
+        """The transaction's connection, borrowed from the pool at its first statement."""
+        if self.conn is None:
+            self.pool, self.conn = self.store._acquire()
         return self.conn
 
     def release(self) -> None:
@@ -459,7 +461,7 @@ class LoopTx:
 
     def _ready(self) -> asyncpg.Connection:
         """Borrow a connection and send what waits (BEGIN, writes) before a statement."""
-        conn = self.conn if self.conn is not None else self._connect()
+        conn = self._borrowed()
         if self.begin:
             self.begin = False
             await_only(conn.execute(self.opening()))
@@ -472,7 +474,7 @@ class LoopTx:
         return self.store.begin() + self.checks
 
     def flush(self) -> None:
-        conn = self.conn if self.conn is not None else self._connect()
+        conn = self._borrowed()
         writes, self.writes = self.writes, []
         if len(writes) == 1:
             sql, _, scalars, params = writes[0]
@@ -517,7 +519,7 @@ class LoopTx:
             return
         if self.begin and not self.writes:
             # Integers only, so inlining them is safe; a simple query may hold two statements.
-            conn = self.conn if self.conn is not None else self._connect()
+            conn = self._borrowed()
             self.begin = False
             await_only(conn.execute(
                 self.opening() + "; " + lock_statement(f"'{{{','.join(map(str, ids))}}}'")))
@@ -554,7 +556,7 @@ class LoopTx:
         if self.begin and not self.checks and not self.writes:
             # the transaction's only statement: it runs alone, atomic by itself, without
             # BEGIN nor COMMIT (begin stays set: commit() then sends nothing)
-            conn = self.conn if self.conn is not None else self._connect()
+            conn = self._borrowed()
         else:
             conn = self._ready()
         return [tuple(r) for r in await_only(
