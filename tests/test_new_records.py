@@ -201,6 +201,49 @@ def test_after_a_batch_that_matched_the_planner_takes_the_next_ones(
         pg_cluster.drop_database(url)
 
 
+def test_each_further_call_that_matched_doubles_the_batches_planned_up_to_a_cap(
+        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load of updates pays a call for nothing ever more rarely: after each call that
+    found a stored key the planner takes twice as many batches as after the one before (up
+    to PLANNED_AT_MOST); a call that inserts starts over."""
+    monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 1)
+    monkeypatch.setattr(new, "PLANNED_AT_MOST", 4)
+    calls = Calls(monkeypatch)
+    url = pg_cluster.create_database()
+    store = PostgresStore(url)
+    try:
+        store.statistics.large = True
+        _, token = admin_token(store)
+
+        def upsert(email: str) -> str:
+            principal = authenticate(store, token)
+            assert principal is not None
+            [outcome] = write_records(store, principal, principal.dictionary.module("Contacts"),
+                                      [{"Last_Name": "L", "Email": email}], "upsert")
+            return outcome.action
+
+        # (the batch's Email, or None for a new one; the calls made so far once it is written)
+        steps = [("a@x.com", 1), ("a@x.com", 2),      # inserted in a call; a call matched:
+                 (None, 2),                          # 1 batch planned
+                 ("a@x.com", 3), (None, 3), (None, 3),  # matched again: 2 planned
+                 ("a@x.com", 4), *[(None, 4)] * 4,      # 4
+                 ("a@x.com", 5), *[(None, 5)] * 4,      # 4 again: the cap
+                 (None, 6),                          # a call that inserts starts over:
+                 ("a@x.com", 7), (None, 7), (None, 8)]  # 1 planned, then a call again
+        made, actions, fresh = [], [], 0
+        for email, _ in steps:
+            if email is None:
+                email, fresh = f"n{fresh}@x.com", fresh + 1
+            actions.append(upsert(email))
+            made.append(calls.made)
+        assert made == [calls_made for _, calls_made in steps]
+        assert actions == ["insert"] + ["update" if email else "insert" for email, _ in steps[1:]]
+        assert calls.inserted == 3
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
+
+
 def test_concurrent_batches_of_the_same_new_records_insert_each_once(
         pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four writers send the same batches of new Contacts at once (two by external value and

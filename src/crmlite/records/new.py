@@ -10,7 +10,10 @@ trip, no ``BEGIN`` nor ``COMMIT``) takes the locks the planner would take, in it
 looks every key up and, if none is stored, inserts every record that holds its mandatory
 values. Should one be stored, it writes nothing and the planner takes the batch
 (records/writer.py); that module's next batches then go to the planner straight away for
-a while (:data:`PLANNED_AFTER_A_MATCH`), as a batch that matched is often followed by more.
+a while (:data:`PLANNED_AFTER_A_MATCH`), as a batch that matched is often followed by more,
+and for twice as long after each further call that matched (up to
+:data:`PLANNED_AT_MOST`): a load of updates, or of batches mixing new and stored records,
+soon stops paying a call for nothing.
 A lost race (a deadlock, a lock wait beyond ``lock_timeout``) goes to the planner too, whose
 retries take it.
 """
@@ -28,9 +31,12 @@ from crmlite.records.validation import Candidate, check_mandatory
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import ConflictError, NewRecords, Store
 
-# batches of a module that go to the planner after one found a stored key (per process)
+# batches of a module that go to the planner after one found a stored key (per process),
+# doubled after each further call that found one, up to PLANNED_AT_MOST
 PLANNED_AFTER_A_MATCH = 32
-_planned: dict[tuple[str, int, int], int] = {}
+PLANNED_AT_MOST = 1024
+_planned: dict[tuple[str, int, int], int] = {}  # batches still to plan
+_skipped: dict[tuple[str, int, int], int] = {}  # how many the last call that matched skipped
 
 
 def key_fields(module: Module, cands: list[Candidate]) -> tuple[Field | None, Field | None] | None:
@@ -106,8 +112,10 @@ def insert_new(store: Store, principal: Principal, module: Module,
     except ConflictError:  # a race lost (a deadlock, a lock wait too long): the planner's
         return None        # retries take it
     if not rows:
-        _planned[slot] = PLANNED_AFTER_A_MATCH
+        skip = min(_skipped.get(slot, 0) * 2 or PLANNED_AFTER_A_MATCH, PLANNED_AT_MOST)
+        _planned[slot] = _skipped[slot] = skip
         return None
+    _skipped.pop(slot, None)
     user_id, now = batch.user_id, batch.now
     return [(valid[n].index, None if rid is None else StoredRecord(
         rid, user_id, user_id, now, user_id, now, datas[n], is_new=True)) for n, rid in rows]
