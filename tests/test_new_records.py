@@ -244,6 +244,54 @@ def test_each_further_call_that_matched_doubles_the_batches_planned_up_to_a_cap(
         pg_cluster.drop_database(url)
 
 
+def test_while_a_call_tries_again_the_modules_other_batches_are_planned(
+        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a call that found a stored key, the next call is a probe: concurrent batches
+    of the module go to the planner meanwhile instead of each making the same call."""
+    monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 1)
+    calls = Calls(monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    counted = PostgresTx.insert_new
+
+    def held(tx: PostgresTx, batch: Any) -> Any:
+        if calls.made == 2:  # the third call: the probe
+            entered.set()
+            assert release.wait(timeout=30)
+        return counted(tx, batch)
+
+    monkeypatch.setattr(PostgresTx, "insert_new", held)
+    url = pg_cluster.create_database()
+    store = PostgresStore(url)
+    try:
+        store.statistics.large = True
+        _, token = admin_token(store)
+
+        def upsert(email: str) -> str:
+            principal = authenticate(store, token)
+            assert principal is not None
+            [outcome] = write_records(store, principal, principal.dictionary.module("Contacts"),
+                                      [{"Last_Name": "L", "Email": email}], "upsert")
+            return outcome.action
+
+        assert [upsert("a@x.com"), upsert("a@x.com"), upsert("n0@x.com")] == [
+            "insert", "update", "insert"]
+        assert (calls.made, calls.inserted) == (2, 1)  # n0: planned after the match
+        probe = threading.Thread(target=upsert, args=("a@x.com",))
+        probe.start()
+        try:
+            assert entered.wait(timeout=30)
+            assert upsert("n1@x.com") == "insert" and calls.made == 2  # planned meanwhile
+        finally:
+            release.set()
+            probe.join(timeout=30)
+        assert calls.made == 3  # the probe matched: the next 2 batches are planned
+        assert [upsert("n2@x.com"), upsert("n3@x.com")] == ["insert", "insert"]
+        assert calls.made == 3
+        assert upsert("n4@x.com") == "insert" and (calls.made, calls.inserted) == (4, 2)
+    finally:
+        store.close()
+        pg_cluster.drop_database(url)
+
 def test_concurrent_batches_of_the_same_new_records_insert_each_once(
         pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four writers send the same batches of new Contacts at once (two by external value and

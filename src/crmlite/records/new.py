@@ -13,7 +13,8 @@ values. Should one be stored, it writes nothing and the planner takes the batch
 a while (:data:`PLANNED_AFTER_A_MATCH`), as a batch that matched is often followed by more,
 and for twice as long after each further call that matched (up to
 :data:`PLANNED_AT_MOST`): a load of updates, or of batches mixing new and stored records,
-soon stops paying a call for nothing.
+soon stops paying a call for nothing; while such a call tries again, the module's other
+batches go to the planner (concurrent requests would otherwise all try at once).
 A lost race (a deadlock, a lock wait beyond ``lock_timeout``) goes to the planner too, whose
 retries take it.
 """
@@ -106,16 +107,22 @@ def insert_new(store: Store, principal: Principal, module: Module,
         complete=[check_mandatory(module, c, True) is None for c in valid],
         docs=[orjson.dumps(data).decode() for data in datas],
     )
+    last = _skipped.get(slot, 0)
+    if last:
+        # The last call found a stored key: this one tries again while the module's other
+        # batches (a server's concurrent requests) go to the planner, as if it will too.
+        _planned[slot] = last
     try:
         with store.write() as tx:
             rows = tx.insert_new(batch)
     except ConflictError:  # a race lost (a deadlock, a lock wait too long): the planner's
         return None        # retries take it
     if not rows:
-        skip = min(_skipped.get(slot, 0) * 2 or PLANNED_AFTER_A_MATCH, PLANNED_AT_MOST)
-        _planned[slot] = _skipped[slot] = skip
+        _planned[slot] = _skipped[slot] = min(last * 2 or PLANNED_AFTER_A_MATCH,
+                                              PLANNED_AT_MOST)
         return None
     _skipped.pop(slot, None)
+    _planned.pop(slot, None)
     user_id, now = batch.user_id, batch.now
     return [(valid[n].index, None if rid is None else StoredRecord(
         rid, user_id, user_id, now, user_id, now, datas[n], is_new=True)) for n, rid in rows]
