@@ -51,13 +51,15 @@ def test_server_says_how_its_engine_runs(tmp_path: Path) -> None:
 def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
     """mypyc's ``str()`` of an ``int`` leaks integers beyond 2**62, which record ids are
     (schema.datatypes.int_text): a server that rendered ids that way grew by every record it
-    wrote. Inserts and updates through the engine must leave nothing behind."""
+    wrote. Inserts and updates through the engine, and reading the records back (a list
+    page, one record by id), must leave nothing behind."""
     import gc
     import tracemalloc
 
     from crmlite.auth.principal import authenticate
     from crmlite.auth.tokens import create_access_token
     from crmlite.orgs import admin_user, bootstrap
+    from crmlite.records.reader import get_record, list_query, list_records
     from crmlite.records.writer import items, write_records
     from crmlite.store.base import open_store
 
@@ -77,8 +79,14 @@ def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
             data = [{"Last_Name": f"L{n}", "Email": f"c{n}@example.com", "Phone": str(b)}
                     for n in range(b * 25, b * 25 + 50)]
             outcomes = write_records(store, principal, contacts, data, "upsert")
-            assert [i["status"] for i in items(outcomes, principal, "upsert")] == (
-                ["success"] * 50)
+            replies = items(outcomes, principal, "upsert")
+            assert [i["status"] for i in replies] == ["success"] * 50
+            query = list_query(contacts, {"fields": "Last_Name,Email,Owner,Modified_Time",
+                                          "per_page": "50"}, True)
+            page, _ = list_records(store, principal, contacts, query)
+            assert len(page) == 50
+            one = get_record(store, principal, contacts, replies[0]["details"]["id"])
+            assert one is not None and one["id"] == replies[0]["details"]["id"]
 
     upserts(0, 20)  # caches warm
     gc.collect()
@@ -92,5 +100,5 @@ def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
         tracemalloc.stop()
         store.close()
     grown = sum(stat.count_diff for stat in after.compare_to(before, "filename"))
-    # a leak of one object per record written would be 5,000 blocks
+    # a leak of one object per record written (or read) would be 5,000 blocks
     assert grown < 1_000, [str(s) for s in after.compare_to(before, "filename")[:5]]

@@ -25,6 +25,18 @@ def odd_value(rng: random.Random, depth: int = 0) -> Any:
     return rng.choice(choices)
 
 
+def odd_criteria(rng: random.Random) -> str:
+    """A search criteria string, well-formed or not."""
+    field = rng.choice(FIELDS)
+    op = rng.choice(["equals", "not_equal", "starts_with", "in", "between", "greater_than",
+                     "less_equal", "contains", "bogus", ""])
+    value = str(odd_value(rng))[:60]
+    return rng.choice([
+        f"({field}:{op}:{value})", f"(({field}:{op}:{value})and(Email:equals:a@b.c))",
+        f"(({field}:{op}:{value})or({field}:{op}:{value})", f"{field}:{op}:{value}",
+        f"({field}:{op}:{value},{value})", "()", "(((", value])
+
+
 def odd_record(rng: random.Random) -> Any:
     if rng.random() < 0.1:
         return odd_value(rng)
@@ -38,8 +50,8 @@ def test_odd_requests_never_give_a_500(shared_server: Server) -> None:
     api.add_field("Contacts", field_label="Badge", data_type="text", unique={})
     rng = random.Random(int(os.environ.get("CRMLITE_FUZZ_SEED", "20261128")))
     statuses: dict[int, int] = {}
-    for n in range(300):
-        kind = n % 6
+    for n in range(400):
+        kind = n % 8
         if kind == 0:
             body = {"data": [odd_record(rng) for _ in range(rng.randint(0, 4))]}
             if rng.random() < 0.5:
@@ -63,6 +75,17 @@ def test_odd_requests_never_give_a_500(shared_server: Server) -> None:
                                 "length": odd_value(rng)}]}
             reply = api.request("POST", "/crm/v8/settings/fields?module=Leads",
                                 content=json.dumps(body).encode())
+        elif kind == 6:
+            params = {"criteria": odd_criteria(rng), "email": str(odd_value(rng))[:60],
+                      "phone": str(odd_value(rng))[:60], "word": str(odd_value(rng))[:60],
+                      "fields": rng.choice(["Last_Name,Email", str(odd_value(rng))[:60]]),
+                      "page": str(odd_value(rng))[:20], "per_page": str(odd_value(rng))[:20]}
+            query = "&".join(f"{k}={quote(v)}" for k, v in rng.sample(
+                sorted(params.items()), rng.randint(1, 3)))
+            reply = api.get(f"/crm/v8/Contacts/search?{query}")
+        elif kind == 7:
+            ids = ",".join(quote(str(odd_value(rng))[:30]) for _ in range(rng.randint(0, 3)))
+            reply = api.request("DELETE", f"/crm/v8/Contacts?ids={ids}")
         else:
             target = quote(str(odd_value(rng))[:40], safe="")
             reply = api.request(rng.choice(["GET", "PUT", "DELETE", "PATCH"]),

@@ -11,7 +11,7 @@ from crmlite.errors import RecordError, RequestError, invalid_id, required_param
 from crmlite.records.external import key_lock, resolve
 from crmlite.records.keys import derived_rows
 from crmlite.records.writer import MAX_RECORDS
-from crmlite.schema.datatypes import key_of, record_id
+from crmlite.schema.datatypes import int_text, key_of, record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store, Tx
 
@@ -48,7 +48,8 @@ def delete_records(store: Store, principal: Principal, module: Module, ids: list
     for raw, rid in zip(ids, targets, strict=True):
         if rid is not None and rid in existing and rid not in deleted:
             deleted.add(rid)
-            details = {"id": str(rid)} if by is None else {by.api_name: raw, "id": str(rid)}
+            text = int_text(rid)
+            details = {"id": text} if by is None else {by.api_name: raw, "id": text}
             items.append({"code": "SUCCESS", "details": details, "message": "record deleted",
                           "status": "success"})
         elif by is None:

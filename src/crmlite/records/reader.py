@@ -13,7 +13,7 @@ from crmlite.errors import RequestError, invalid_data, required_param
 from crmlite.records.external import resolve
 from crmlite.records.render import format_time, user_ref
 from crmlite.records.stored import RECORD_COLUMNS, StoredRecord, stored_record
-from crmlite.schema.datatypes import key_of, record_id, render_datetime
+from crmlite.schema.datatypes import int_text, key_of, record_id, render_datetime
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store, Tx, chunks
 
@@ -76,13 +76,13 @@ def render(rec: StoredRecord, fields: list[Field], principal: Principal,
             if value is not None:
                 if f.data_type == "lookup":
                     rid = int(value["id"])
-                    value = {"name": names.get((f.lookup_module or "", rid)), "id": str(rid)}
+                    value = {"name": names.get((f.lookup_module or "", rid)), "id": int_text(rid)}
                 elif f.data_type == "userlookup":
                     value = user_ref(users, int(value["id"]))
                 elif f.data_type == "datetime":
                     value = render_datetime(value, tz)
             out[name] = value
-    out["id"] = str(rec.id)
+    out["id"] = int_text(rec.id)
     return out
 
 
