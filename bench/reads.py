@@ -162,16 +162,20 @@ def raw_reads(path: Path, ids: list[str], pages: int, duration: float) -> dict[s
                           "AND module_id = ?", (org, module)).fetchone()
     rng = random.Random(1)
 
-    def page(n: int) -> int:
-        rows = db.execute("SELECT id, data FROM records WHERE org_id = ? AND module_id = ? "
-                          "ORDER BY id LIMIT ? OFFSET ?",
-                          (org, module, PER_PAGE, rng.randrange(pages) * PER_PAGE)).fetchall()
+    def reply(rows: list[tuple[int, str]]) -> int:
+        """The rows' requested fields as a reply's JSON; how many records it holds."""
         out = []
         for rid, data in rows:
             values = orjson.loads(data)
             out.append({**{f: values.get(f) for f in LIST_FIELDS}, "id": str(rid)})
         orjson.dumps({"data": out})
         return len(rows)
+
+    def page(n: int) -> int:
+        rows = db.execute("SELECT id, data FROM records WHERE org_id = ? AND module_id = ? "
+                          "ORDER BY id LIMIT ? OFFSET ?",
+                          (org, module, PER_PAGE, rng.randrange(pages) * PER_PAGE)).fetchall()
+        return reply(rows)
 
     def one(n: int) -> int:
         row = db.execute("SELECT id, data FROM records WHERE id = ?",
@@ -184,12 +188,7 @@ def raw_reads(path: Path, ids: list[str], pages: int, duration: float) -> dict[s
             "SELECT r.id, r.data FROM match_keys k JOIN records r ON r.id = k.record_id "
             "WHERE k.org_id = ? AND k.module_id = ? AND k.field_id = ? AND k.value = ?",
             (org, module, field, email(rng.randrange(len(ids))))).fetchall()
-        out = []
-        for rid, data in rows:
-            values = orjson.loads(data)
-            out.append({**{f: values.get(f) for f in LIST_FIELDS}, "id": str(rid)})
-        orjson.dumps({"data": out})
-        return len(rows)
+        return reply(rows)
 
     try:
         return {"list": ceiling(page, duration), "get": ceiling(one, duration),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -171,12 +171,11 @@ def test_new_records_in_one_call_are_what_the_planner_makes(
                                                   "SUCCESS", "SUCCESS"]
 
 
-def test_after_a_batch_that_matched_the_planner_takes_the_next_ones(
-        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch that found a stored key cost a call for nothing: the module's next
-    PLANNED_AFTER_A_MATCH batches go to the planner straight away, then one call again."""
-    monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 2)
-    calls = Calls(monkeypatch)
+@pytest.fixture
+def upsert_emails(pg_cluster: PostgresCluster) -> Iterator[Callable[..., list[str]]]:
+    """Upserts of Contacts by the admin of a fresh database whose store offers batches of
+    new records to the one-call path (its tables counted as large), one record per Email
+    given: their actions."""
     url = pg_cluster.create_database()
     store = PostgresStore(url)
     try:
@@ -190,62 +189,56 @@ def test_after_a_batch_that_matched_the_planner_takes_the_next_ones(
                 store, principal, principal.dictionary.module("Contacts"),
                 [{"Last_Name": "L", "Email": e} for e in emails], "upsert")]
 
-        assert upsert("a@x.com") == ["insert"] and (calls.made, calls.inserted) == (1, 1)
-        assert upsert("a@x.com", "b@x.com") == ["update", "insert"]
-        assert (calls.made, calls.inserted) == (2, 1)
-        assert upsert("c@x.com") == ["insert"] and upsert("d@x.com") == ["insert"]
-        assert calls.made == 2  # the two after the match: planned
-        assert upsert("e@x.com") == ["insert"] and (calls.made, calls.inserted) == (3, 2)
+        yield upsert
     finally:
         store.close()
         pg_cluster.drop_database(url)
 
 
+def test_after_a_batch_that_matched_the_planner_takes_the_next_ones(
+        upsert_emails: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that found a stored key cost a call for nothing: the module's next
+    PLANNED_AFTER_A_MATCH batches go to the planner straight away, then one call again."""
+    monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 2)
+    calls = Calls(monkeypatch)
+    upsert = upsert_emails
+    assert upsert("a@x.com") == ["insert"] and (calls.made, calls.inserted) == (1, 1)
+    assert upsert("a@x.com", "b@x.com") == ["update", "insert"]
+    assert (calls.made, calls.inserted) == (2, 1)
+    assert upsert("c@x.com") == ["insert"] and upsert("d@x.com") == ["insert"]
+    assert calls.made == 2  # the two after the match: planned
+    assert upsert("e@x.com") == ["insert"] and (calls.made, calls.inserted) == (3, 2)
+
+
 def test_each_further_call_that_matched_doubles_the_batches_planned_up_to_a_cap(
-        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        upsert_emails: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     """A load of updates pays a call for nothing ever more rarely: after each call that
     found a stored key the planner takes twice as many batches as after the one before (up
     to PLANNED_AT_MOST); a call that inserts starts over."""
     monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 1)
     monkeypatch.setattr(new, "PLANNED_AT_MOST", 4)
     calls = Calls(monkeypatch)
-    url = pg_cluster.create_database()
-    store = PostgresStore(url)
-    try:
-        store.statistics.large = True
-        _, token = admin_token(store)
-
-        def upsert(email: str) -> str:
-            principal = authenticate(store, token)
-            assert principal is not None
-            [outcome] = write_records(store, principal, principal.dictionary.module("Contacts"),
-                                      [{"Last_Name": "L", "Email": email}], "upsert")
-            return outcome.action
-
-        # (the batch's Email, or None for a new one; the calls made so far once it is written)
-        steps = [("a@x.com", 1), ("a@x.com", 2),      # inserted in a call; a call matched:
-                 (None, 2),                          # 1 batch planned
-                 ("a@x.com", 3), (None, 3), (None, 3),  # matched again: 2 planned
-                 ("a@x.com", 4), *[(None, 4)] * 4,      # 4
-                 ("a@x.com", 5), *[(None, 5)] * 4,      # 4 again: the cap
-                 (None, 6),                          # a call that inserts starts over:
-                 ("a@x.com", 7), (None, 7), (None, 8)]  # 1 planned, then a call again
-        made, actions, fresh = [], [], 0
-        for email, _ in steps:
-            if email is None:
-                email, fresh = f"n{fresh}@x.com", fresh + 1
-            actions.append(upsert(email))
-            made.append(calls.made)
-        assert made == [calls_made for _, calls_made in steps]
-        assert actions == ["insert"] + ["update" if email else "insert" for email, _ in steps[1:]]
-        assert calls.inserted == 3
-    finally:
-        store.close()
-        pg_cluster.drop_database(url)
+    # (the batch's Email, or None for a new one; the calls made so far once it is written)
+    steps = [("a@x.com", 1), ("a@x.com", 2),      # inserted in a call; a call matched:
+             (None, 2),                          # 1 batch planned
+             ("a@x.com", 3), (None, 3), (None, 3),  # matched again: 2 planned
+             ("a@x.com", 4), *[(None, 4)] * 4,      # 4
+             ("a@x.com", 5), *[(None, 5)] * 4,      # 4 again: the cap
+             (None, 6),                          # a call that inserts starts over:
+             ("a@x.com", 7), (None, 7), (None, 8)]  # 1 planned, then a call again
+    made, actions, fresh = [], [], 0
+    for email, _ in steps:
+        if email is None:
+            email, fresh = f"n{fresh}@x.com", fresh + 1
+        actions += upsert_emails(email)
+        made.append(calls.made)
+    assert made == [calls_made for _, calls_made in steps]
+    assert actions == ["insert"] + ["update" if email else "insert" for email, _ in steps[1:]]
+    assert calls.inserted == 3
 
 
 def test_while_a_call_tries_again_the_modules_other_batches_are_planned(
-        pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+        upsert_emails: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     """After a call that found a stored key, the next call is a probe: concurrent batches
     of the module go to the planner meanwhile instead of each making the same call."""
     monkeypatch.setattr(new, "PLANNED_AFTER_A_MATCH", 1)
@@ -260,37 +253,23 @@ def test_while_a_call_tries_again_the_modules_other_batches_are_planned(
         return counted(tx, batch)
 
     monkeypatch.setattr(PostgresTx, "insert_new", held)
-    url = pg_cluster.create_database()
-    store = PostgresStore(url)
+    upsert = upsert_emails
+    assert upsert("a@x.com") + upsert("a@x.com") + upsert("n0@x.com") == [
+        "insert", "update", "insert"]
+    assert (calls.made, calls.inserted) == (2, 1)  # n0: planned after the match
+    probe = threading.Thread(target=upsert, args=("a@x.com",))
+    probe.start()
     try:
-        store.statistics.large = True
-        _, token = admin_token(store)
-
-        def upsert(email: str) -> str:
-            principal = authenticate(store, token)
-            assert principal is not None
-            [outcome] = write_records(store, principal, principal.dictionary.module("Contacts"),
-                                      [{"Last_Name": "L", "Email": email}], "upsert")
-            return outcome.action
-
-        assert [upsert("a@x.com"), upsert("a@x.com"), upsert("n0@x.com")] == [
-            "insert", "update", "insert"]
-        assert (calls.made, calls.inserted) == (2, 1)  # n0: planned after the match
-        probe = threading.Thread(target=upsert, args=("a@x.com",))
-        probe.start()
-        try:
-            assert entered.wait(timeout=30)
-            assert upsert("n1@x.com") == "insert" and calls.made == 2  # planned meanwhile
-        finally:
-            release.set()
-            probe.join(timeout=30)
-        assert calls.made == 3  # the probe matched: the next 2 batches are planned
-        assert [upsert("n2@x.com"), upsert("n3@x.com")] == ["insert", "insert"]
-        assert calls.made == 3
-        assert upsert("n4@x.com") == "insert" and (calls.made, calls.inserted) == (4, 2)
+        assert entered.wait(timeout=30)
+        assert upsert("n1@x.com") == ["insert"] and calls.made == 2  # planned meanwhile
     finally:
-        store.close()
-        pg_cluster.drop_database(url)
+        release.set()
+        probe.join(timeout=30)
+    assert calls.made == 3  # the probe matched: the next 2 batches are planned
+    assert upsert("n2@x.com") + upsert("n3@x.com") == ["insert", "insert"]
+    assert calls.made == 3
+    assert upsert("n4@x.com") == ["insert"] and (calls.made, calls.inserted) == (4, 2)
+
 
 def test_concurrent_batches_of_the_same_new_records_insert_each_once(
         pg_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch) -> None:
