@@ -26,6 +26,7 @@ from crmlite.store.postgres import (
     PostgresStore,
     lock_id,
     lock_ids,
+    polls_while_writing,
     set_based,
     write_concurrency,
 )
@@ -444,6 +445,56 @@ def test_write_concurrency_follows_where_the_database_runs(
     assert write_concurrency("postgresql://u@db.example.com/crm") is None
     monkeypatch.setenv("CRMLITE_PG_WRITERS", "3")
     assert write_concurrency("postgresql://u@db.example.com/crm") == 3
+
+
+def test_polling_while_writing_needs_a_core_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRMLITE_PG_POLL", raising=False)
+    monkeypatch.setattr(postgres.os, "sched_getaffinity", lambda pid: {0, 1})
+    # a PostgreSQL on this machine, more cores than server processes
+    assert polls_while_writing("postgresql://u@127.0.0.1:5432/crm")
+    assert polls_while_writing("postgresql:///crm?host=/var/run/postgresql", processes=1)
+    # no core to spare, or the database elsewhere
+    assert not polls_while_writing("postgresql://u@localhost/crm", processes=2)
+    assert not polls_while_writing("postgresql://u@db.example.com/crm")
+    monkeypatch.setenv("CRMLITE_PG_POLL", "1")
+    assert polls_while_writing("postgresql://u@db.example.com/crm", processes=8)
+    monkeypatch.setenv("CRMLITE_PG_POLL", "0")
+    assert not polls_while_writing("postgresql://u@127.0.0.1/crm")
+
+
+@pytest.mark.parametrize("polling", [True, False])
+def test_the_loop_polls_while_a_write_is_in_flight_and_stops_after(
+        url: str, monkeypatch: pytest.MonkeyPatch, polling: bool) -> None:
+    """Where the store polls, a task keeps the loop turning while a write transaction waits
+    on PostgreSQL (one task for two writes at once); once the writes end it ends too, so an
+    idle server does not spin. Where it does not, there is no such task."""
+    monkeypatch.setenv("CRMLITE_PG_POLL", "1" if polling else "0")
+    store = PostgresStore(url, pool_size=4)
+    seen: list[int] = []
+
+    def pollers() -> int:
+        return sum(t.get_coro().__qualname__ == "LoopPool._poll"  # type: ignore[union-attr]
+                   for t in asyncio.all_tasks())
+
+    def write(pause: float) -> None:
+        with store.write() as tx:
+            tx.execute("SELECT pg_sleep(?)", (pause,))
+            seen.append(pollers())
+
+    async def main() -> int:
+        try:
+            await asyncio.gather(greenlet_spawn(write, 0.2), greenlet_spawn(write, 0.1))
+            await asyncio.sleep(0.05)
+            return pollers()
+        finally:
+            await store.close_on_loop()
+
+    try:
+        left = asyncio.run(main())
+    finally:
+        store.close()
+    assert seen == ([1, 1] if polling else [0, 0])
+    assert left == 0
 
 
 def test_write_transactions_beyond_the_limit_wait_their_turn(
