@@ -785,19 +785,21 @@ class LoopPool:
         self.pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
             weakref.WeakKeyDictionary())
 
-    def write_began(self) -> None:
-        """A write transaction of the running loop is under way (see :meth:`write_ended`)."""
+    def write_began(self) -> asyncio.AbstractEventLoop | None:
+        """A write transaction of the running loop is under way: the loop to hand to
+        :meth:`write_ended` when it is over (None when the store does not poll)."""
         if not self.polling:
-            return
+            return None
         loop = asyncio.get_running_loop()
         count = self.writing[loop] = self.writing.get(loop, 0) + 1
         poller = self.pollers.get(loop)
         if count == 1 and (poller is None or poller.done()):
             self.pollers[loop] = loop.create_task(self._poll(loop))
+        return loop
 
-    def write_ended(self) -> None:
-        if self.polling:
-            self.writing[asyncio.get_running_loop()] -= 1
+    def write_ended(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if loop is not None:
+            self.writing[loop] -= 1
 
     async def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
         """Keep ``loop`` from sleeping while its writes are in flight: a task that is always
@@ -971,12 +973,12 @@ class PostgresStore:
         gate = self.loop_pool.write_gate()
         if gate is not None:
             await_only(gate.acquire())
-        self.loop_pool.write_began()
+        polled = self.loop_pool.write_began()
         try:
             with self._transaction_on_loop() as tx:
                 yield tx
         finally:
-            self.loop_pool.write_ended()
+            self.loop_pool.write_ended(polled)
             if gate is not None:
                 gate.release()
 
