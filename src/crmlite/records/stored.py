@@ -33,6 +33,29 @@ class StoredRecord:
     is_new: bool = False
     dirty: bool = False
 
+    # Written out (the dataclass keeps it) so that mypyc compiles it: the generated one runs
+    # in the interpreter, at 0.35-0.45 µs for each record a batch reads or writes.
+    def __init__(self, id: int, owner_id: int, created_by: int, created_time: int,
+                 modified_by: int, modified_time: int, data: dict[str, Any],
+                 keys: dict[int, tuple[int, str]] | None = None,
+                 matches: dict[int, str] | None = None,
+                 stored_keys: dict[int, tuple[int, str]] | None = None,
+                 stored_matches: dict[int, str] | None = None,
+                 is_new: bool = False, dirty: bool = False) -> None:
+        self.id = id
+        self.owner_id = owner_id
+        self.created_by = created_by
+        self.created_time = created_time
+        self.modified_by = modified_by
+        self.modified_time = modified_time
+        self.data = data
+        self.keys = {} if keys is None else keys
+        self.matches = {} if matches is None else matches
+        self.stored_keys = stored_keys
+        self.stored_matches = stored_matches
+        self.is_new = is_new
+        self.dirty = dirty
+
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
     """A record read as ``RECORD_COLUMNS``."""

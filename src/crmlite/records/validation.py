@@ -30,6 +30,22 @@ class Candidate:
     # fields (None: the value is being cleared)
     keys: dict[Field, str | None] = field(default_factory=dict)
 
+    # Written out so that mypyc compiles it (records/stored.py's StoredRecord says why).
+    def __init__(self, index: int, values: dict[str, Any] | None = None, clears: bool = False,
+                 owner_id: int | None = None, target_id: int | None = None,
+                 target_key: str | None = None, error: RecordError | None = None,
+                 lookups: list[tuple[Field, int]] | tuple[()] = (),
+                 keys: dict[Field, str | None] | None = None) -> None:
+        self.index = index
+        self.values = {} if values is None else values
+        self.clears = clears
+        self.owner_id = owner_id
+        self.target_id = target_id
+        self.target_key = target_key
+        self.error = error
+        self.lookups = lookups
+        self.keys = {} if keys is None else keys
+
     def fail(self, error: RecordError) -> None:
         if self.error is None:
             self.error = error

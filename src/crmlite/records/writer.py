@@ -68,6 +68,18 @@ class Outcome:
     duplicate_field: str | None = None
     more_records: bool = False
 
+    # Written out so that mypyc compiles it (records/stored.py's StoredRecord says why).
+    def __init__(self, index: int, error: RecordError | None = None,
+                 record: StoredRecord | None = None,
+                 action: Literal["insert", "update"] = "insert",
+                 duplicate_field: str | None = None, more_records: bool = False) -> None:
+        self.index = index
+        self.error = error
+        self.record = record
+        self.action = action
+        self.duplicate_field = duplicate_field
+        self.more_records = more_records
+
 
 def duplicate_check_order(module: Module, listed: Sequence[Any] | None) -> list[Field]:
     """Zoho's precedence (§4.2): the listed fields in the given order, then the remaining
