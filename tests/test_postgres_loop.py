@@ -29,6 +29,7 @@ from crmlite.store.postgres import (
     polls_while_writing,
     set_based,
     write_concurrency,
+    writes_apart,
 )
 from tests.conftest import admin_token
 from tests.pgcluster import PostgresCluster
@@ -143,6 +144,47 @@ def test_writes_to_one_table_keep_their_order_and_others_go_in_one_statement(url
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT value, record_id FROM match_keys").fetchall() == [
                 ("x@example.com", 12)]
+    finally:
+        store.close()
+
+
+RECORD_INSERT = ("INSERT INTO records (id, org_id, module_id, owner_id, created_by, "
+                 "created_time, modified_by, modified_time, data) VALUES (?,?,?,?,?,?,?,?,?)")
+RECORD_UPDATE = ("UPDATE records SET owner_id = ?, modified_by = ?, modified_time = ?, "
+                 "data = ? WHERE id = ?")
+
+
+def test_records_inserted_and_updated_by_one_batch_go_in_one_statement(url: str) -> None:
+    """A batch inserts new records and updates stored ones (records/writer.py): never the
+    same row, so both writes go with the batch's other writes in one statement; writes to
+    one table that may meet (a key moved) still keep their order."""
+    assert writes_apart(RECORD_INSERT, RECORD_UPDATE)
+    assert writes_apart(RECORD_UPDATE, RECORD_INSERT)
+    assert not writes_apart(RECORD_INSERT, RECORD_INSERT)
+    assert not writes_apart(KEY_DELETE, KEY_INSERT)
+    assert not writes_apart("DELETE FROM records WHERE id = ?", RECORD_INSERT)
+    store = PostgresStore(url)
+    sent: list[str] = []
+    try:
+        with store.write() as tx:
+            tx.executemany(RECORD_INSERT, [(10, 1, 1, 1, 1, 5, 1, 5, '{"Last_Name": "Old"}')])
+
+        def write() -> None:
+            with store.write() as tx:
+                tx.lock_keys(["1:1:0:a"])
+                tx.conn, tx.pool = Spy(tx.conn, sent), SpyPool(tx.pool)  # type: ignore
+                tx.executemany(RECORD_INSERT, [(11, 1, 1, 1, 1, 6, 1, 6, '{"Last_Name": "New"}')])
+                tx.executemany(RECORD_UPDATE, [(2, 2, 6, '{"Last_Name": "Changed"}', 10)])
+                tx.executemany(MATCH_INSERT, [(1, 1, 2, "new@example.com", 11)])
+
+        on_loop(store, write)
+        assert sent == ["WITH w0", "COMMIT"]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT id, owner_id, modified_time, data FROM records "
+                                "ORDER BY id").fetchall() == [
+                (10, 2, 6, '{"Last_Name": "Changed"}'), (11, 1, 6, '{"Last_Name": "New"}')]
+            assert conn.execute("SELECT value, record_id FROM match_keys").fetchall() == [
+                ("new@example.com", 11)]
     finally:
         store.close()
 

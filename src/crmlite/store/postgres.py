@@ -289,6 +289,19 @@ def set_based(sql: str, columns: Columns, numbered: bool = False, first: int = 1
     return f"DELETE FROM {table} AS t USING {rows} WHERE {where}"
 
 
+# The one pair of writes to one table that may share a statement: a batch inserts new
+# records under ids handed out for them (Tx.next_ids) and updates stored ones by id
+# (records/writer.py ``Batch.write``), never the same row.
+_RECORDS_APART = ("INSERT INTO records ", "UPDATE records ")
+
+
+def writes_apart(first: str, then: str) -> bool:
+    """Whether the writes ``first`` and ``then`` (``executemany`` statements on one table)
+    touch different rows whatever their values, so that one statement may do both."""
+    return (first.startswith(_RECORDS_APART) and then.startswith(_RECORDS_APART)
+            and first.startswith(_RECORDS_APART[0]) != then.startswith(_RECORDS_APART[0]))
+
+
 class Catalog:
     """The column types of the database's tables, and the set-based statements made so far."""
 
@@ -335,12 +348,14 @@ class Catalog:
 
     def combined(self, writes: tuple[tuple[str, tuple[bool, ...]], ...]) -> str:
         """One statement doing the set-based forms of ``writes`` (each ``(sql, scalars)``
-        on its own table): all but the last as data-modifying CTEs, their parameters
-        numbered one after another.
+        on its own table, or records' insert and update, :func:`writes_apart`): all but
+        the last as data-modifying CTEs, their parameters numbered one after another.
 
         The parts run on one snapshot in no fixed order, which is the same as running them
         one after another as long as none reads another's table (each writes one table the
-        others do not touch, and the schema has no foreign keys or triggers between them).
+        others do not touch, and the schema has no foreign keys or triggers between them)
+        or the rows another writes (the records a batch updates are not the ones it
+        inserts).
         """
         try:
             return self.combinations[writes]
@@ -429,8 +444,9 @@ class LoopTx:
       :meth:`lock_keys` (the engine's always is), ``BEGIN`` and the locks go to the server
       as one simple query, and so does :meth:`hold_grant`'s check;
     - ``executemany`` returns nothing, so its set-based statement waits until the next
-      statement, ``COMMIT`` or a write to the same table; the writes waiting then go as
-      one statement (:meth:`Catalog.combined`).
+      statement, ``COMMIT`` or a write to the same table (but records' update after their
+      insert, :func:`writes_apart`); the writes waiting then go as one statement
+      (:meth:`Catalog.combined`).
 
     The connection is borrowed from the pool at the first statement, so a read that the
     caller's caches answer costs nothing. Rows come back as tuples, as psycopg's do.
@@ -505,8 +521,8 @@ class LoopTx:
                 await_only(conn.execute(_numbered(sql), *rows[0]))
             return
         table = planned[0]
-        if any(w[1] == table for w in self.writes):  # keep the order of writes to one table
-            self.flush()
+        if any(w[1] == table and not writes_apart(w[0], sql) for w in self.writes):
+            self.flush()  # keep the order of writes to one table
         columns = [list(c) for c in zip(*rows, strict=True)]
         scalars = tuple(c.count(c[0]) == len(c) for c in columns)
         if all(scalars):
