@@ -6,7 +6,7 @@ the first error Zoho would report for the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from crmlite.errors import RecordError
@@ -14,23 +14,23 @@ from crmlite.schema import datatypes
 from crmlite.schema.dictionary import Field, Module
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Candidate:
     index: int
     # the values to write by api_name (None: clear the field), and whether any is None
-    values: dict[str, Any] = field(default_factory=dict)
-    clears: bool = False
-    owner_id: int | None = None
-    target_id: int | None = None  # update by id
-    target_key: str | None = None  # update by external value (X-EXTERNAL)
-    error: RecordError | None = None
+    values: dict[str, Any]
+    clears: bool
+    owner_id: int | None
+    target_id: int | None  # update by id
+    target_key: str | None  # update by external value (X-EXTERNAL)
+    error: RecordError | None
     # lookup and userlookup ids to check (an empty tuple until the first one)
-    lookups: list[tuple[Field, int]] | tuple[()] = ()
+    lookups: list[tuple[Field, int]] | tuple[()]
     # normalised match keys of the values given for external, unique and duplicate-check
     # fields (None: the value is being cleared)
-    keys: dict[Field, str | None] = field(default_factory=dict)
+    keys: dict[Field, str | None]
 
-    # Written out so that mypyc compiles it (records/stored.py's StoredRecord says why).
+    # Written out (init=False) so that mypyc compiles it (see records/stored.py StoredRecord).
     def __init__(self, index: int, values: dict[str, Any] | None = None, clears: bool = False,
                  owner_id: int | None = None, target_id: int | None = None,
                  target_key: str | None = None, error: RecordError | None = None,

@@ -57,18 +57,18 @@ MAX_RECORDS = 100
 MAX_ATTEMPTS = 8
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
     """What happened to one record of the batch."""
 
     index: int
-    error: RecordError | None = None
-    record: StoredRecord | None = None
-    action: Literal["insert", "update"] = "insert"
-    duplicate_field: str | None = None
-    more_records: bool = False
+    error: RecordError | None
+    record: StoredRecord | None
+    action: Literal["insert", "update"]
+    duplicate_field: str | None
+    more_records: bool
 
-    # Written out so that mypyc compiles it (records/stored.py's StoredRecord says why).
+    # Written out (init=False) so that mypyc compiles it (see records/stored.py StoredRecord).
     def __init__(self, index: int, error: RecordError | None = None,
                  record: StoredRecord | None = None,
                  action: Literal["insert", "update"] = "insert",
