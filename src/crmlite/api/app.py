@@ -6,6 +6,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from crmlite.api import oauth, records, search, settings, users
 from crmlite.api.context import url_pattern
 from crmlite.api.responses import JSON, error
+from crmlite.api.arrival import ArrivalOrder, InOrder
 from crmlite.errors import RequestError
 from crmlite.store.base import Store
 
@@ -64,8 +66,11 @@ def create_app(store: Store) -> Starlette:
         Route(f"{crm}/{{module}}/{{record_id}}", records.module_record, methods=ALL_METHODS),
         Route("/{path:path}", not_found, methods=ALL_METHODS),
     ]
+    # SQLite's requests hold the loop while they run: each round's in their clients' order
+    middleware = [Middleware(InOrder, order=ArrivalOrder())] if store.dialect == "sqlite" else []
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={
             RequestError: on_zoho_error,
             HTTPException: on_http_error,

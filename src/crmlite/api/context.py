@@ -29,9 +29,9 @@ def store_of(request: Request) -> Store:
 async def run(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call the engine on the event loop.
 
-    SQLite: inline (one writer, no thread hop). PostgreSQL: in a greenlet, whose store
-    calls await asyncpg on this loop while other requests run (store/bridge.py). Any
-    other store: in a thread.
+    SQLite: inline (one writer, no thread hop; api/arrival.py orders the requests).
+    PostgreSQL: in a greenlet, whose store calls await asyncpg on this loop while other
+    requests run (store/bridge.py). Any other store: in a thread.
     """
     dialect = store_of(request).dialect
     if dialect == "sqlite":
