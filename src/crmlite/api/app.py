@@ -12,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crmlite.api import oauth, records, search, settings, users
+from crmlite.api.arrival import ArrivalOrder, InOrder
 from crmlite.api.context import url_pattern
 from crmlite.api.responses import JSON, error
-from crmlite.api.arrival import ArrivalOrder, InOrder
 from crmlite.errors import RequestError
 from crmlite.store.base import Store
 
