@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -581,6 +582,14 @@ def db_size_mb(database: str) -> float | None:
 
 
 # -- report -----------------------------------------------------------------------------------
+def python_speed() -> float:
+    """µs for one pure-Python loop (``sum(range(1000))``, best of 5 × 2,000): how fast this
+    machine runs the interpreter at the moment. VMs of one kind have differed threefold
+    (bench/RESULTS.md, the 12:05 session), which moves every absolute figure; the ratios
+    against the ceiling measured in the same run move less."""
+    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -621,6 +630,7 @@ def machine() -> dict[str, Any]:
         "commit": commit, "src_modified": dirty, "crmlite_from": str(source),
         "compiled": crmlite.compiled(),
         "loadavg_start": os.getloadavg(),
+        "python_loop_us_start": python_speed(),
     }
 
 
@@ -726,7 +736,8 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(s, workdir)
     info = machine()
     log(f"crmlite {info['crmlite_from']} at {info['commit']}"
-        f"{' (src modified)' if info['src_modified'] else ''}; work dir {workdir}")
+        f"{' (src modified)' if info['src_modified'] else ''}; work dir {workdir}; "
+        f"a pure-Python loop {info['python_loop_us_start']} µs")
     ok = False
     try:
         bench.run(set(args.only.split(",")))
@@ -734,6 +745,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         bench.close()
         info["loadavg_end"] = os.getloadavg()
+        info["python_loop_us_end"] = python_speed()
         info["seconds"] = round(time.monotonic() - started, 1)
         shutil.rmtree(workdir, ignore_errors=True)
         command = " ".join(["python -m bench.run", *(argv if argv is not None
@@ -747,7 +759,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     misses = verdicts(bench.results)
     print("\n".join(misses) if misses else "every target met")
-    print(f"\n{info['seconds']:.0f} s; figures in {args.out}")
+    print(f"\n{info['seconds']:.0f} s; figures in {args.out}; a pure-Python loop "
+          f"{info['python_loop_us_start']} µs at the start, "
+          f"{info['python_loop_us_end']} at the end")
 
 
 if __name__ == "__main__":
