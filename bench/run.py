@@ -584,9 +584,9 @@ def db_size_mb(database: str) -> float | None:
 # -- report -----------------------------------------------------------------------------------
 def python_speed() -> float:
     """µs for one pure-Python loop (``sum(range(1000))``, best of 5 × 2,000): how fast this
-    machine runs the interpreter at the moment. VMs of one kind have differed threefold
-    (bench/RESULTS.md, the 12:05 session), which moves every absolute figure; the ratios
-    against the ceiling measured in the same run move less."""
+    machine runs the interpreter at the moment. VMs of one kind have differed about
+    threefold (bench/RESULTS.md, the 12:05 session), which moves every absolute figure;
+    the ratios against the ceiling measured in the same run move less."""
     return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 1)
 
 
