@@ -39,17 +39,16 @@ class ArrivalOrder:
     __slots__ = ("replied", "scheduled", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self.waiting: list[tuple[float, asyncio.Future[None]]] = []
         self.replied: dict[Any, float] = {}  # connection -> when its last reply started
         self.scheduled = False
 
     async def wait(self, connection: Any) -> None:
         """Wait until the requests read in this round are released, in order."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        since = self.replied.get(connection, now) if connection is not None else now
         turn: asyncio.Future[None] = loop.create_future()
-        self.waiting.append((since, len(self.waiting), turn))
+        # (no reply remembered, a connection without an address included: from now)
+        self.waiting.append((self.replied.get(connection, loop.time()), turn))
         if not self.scheduled:  # runs after every request read in this round has come
             self.scheduled = True
             loop.call_soon(self._release)
@@ -57,8 +56,8 @@ class ArrivalOrder:
 
     def _release(self) -> None:
         waiting, self.waiting, self.scheduled = self.waiting, [], False
-        waiting.sort(key=lambda entry: entry[:2])
-        for _, _, turn in waiting:
+        waiting.sort(key=lambda entry: entry[0])  # stable: ties keep the loop's order
+        for _, turn in waiting:
             if not turn.done():  # not cancelled while it waited
                 turn.set_result(None)  # resumed in this order, one after another
 
