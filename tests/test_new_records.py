@@ -48,6 +48,10 @@ STEPS: list[tuple[str, list[dict[str, Any]], bool]] = [
     # Leads: no external field given; Accounts: Account_Name is the duplicate check
     ("Leads", [{"Last_Name": f"Lead {n}", "Company": "Acme", "Email": f"l{n}@example.com"}
                for n in range(3)], True),
+    # another email field given: its match_keys row (a search by email reads it) is the
+    # planner's to write
+    ("Leads", [{"Last_Name": "Lead 9", "Company": "Acme", "Email": "l9@example.com",
+                "Secondary_Email": "L9.Other@Example.com"}], False),
     ("Accounts", [{"Account_Name": "Acme"}, {"Account_Name": "Globex"}], True),
     ("Accounts", [{"Account_Name": "ACME"}, {"Account_Name": "Initech"}], False),
     ("Contacts", [{"Last_Name": f"L{n}", "Email": f"c{n}@example.com", "Ref_Id": f"R-{n}"}

@@ -59,7 +59,8 @@ def search(client: Client, module: str, query: str, version: str = "v8") -> list
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["info"]["count"] == len(body["data"])
-    name = {"Contacts": "Last_Name", "Deals": "Deal_Name", "Products": "Product_Name"}[module]
+    name = {"Contacts": "Last_Name", "Leads": "Last_Name", "Vendors": "Vendor_Name",
+            "Deals": "Deal_Name", "Products": "Product_Name"}[module]
     return sorted(r[name] for r in body["data"])
 
 
@@ -202,6 +203,54 @@ def test_email_phone_and_word(shared_server: Server, seeded: dict) -> None:
     for word in ("a", "a%b", "x;drop"):
         body = refused(api, "Contacts", "word=" + quote(word))
         assert body["code"] == "INVALID_DATA"
+
+
+def test_email_search_follows_every_write(shared_server: Server) -> None:
+    # email= reads the key tables (records/search.py email_condition), not the records: what
+    # it finds must follow inserts, updates that change or clear a value, and deletes.
+    api = shared_server.client()
+    batch = [{"Last_Name": f"Idx {n}", "Email": f"idx{n}@follow.example"} for n in range(3)]
+    batch[2]["Secondary_Email"] = "Shared@Follow.Example"
+    reply = api.upsert("Leads", batch)  # a batch of new records (one call where it may)
+    assert [i["action"] for i in reply.json()["data"]] == ["insert"] * 3, reply.text
+    ids = [i["details"]["id"] for i in reply.json()["data"]]
+    assert search(api, "Leads", "email=IDX1@follow.example") == ["Idx 1"]
+    assert search(api, "Leads", "email=shared@follow.example") == ["Idx 2"]
+    # an update moves the value; an upsert matched by Email adds one
+    reply = api.put("/crm/v8/Leads", {"data": [
+        {"id": ids[2], "Secondary_Email": "moved@follow.example"},
+        {"id": ids[0], "Secondary_Email": "SHARED@follow.example"}]})
+    assert reply.status_code == 200, reply.text
+    reply = api.upsert("Leads", [{"Last_Name": "Idx 1", "Email": "idx1@follow.example",
+                                  "Secondary_Email": "shared@follow.example"}])
+    assert reply.json()["data"][0]["action"] == "update", reply.text
+    assert search(api, "Leads", "email=shared@follow.example") == ["Idx 0", "Idx 1"]
+    assert search(api, "Leads", "email=moved@follow.example") == ["Idx 2"]
+    # cleared, deleted
+    reply = api.put("/crm/v8/Leads", {"data": [{"id": ids[0], "Secondary_Email": None}]})
+    assert reply.status_code == 200, reply.text
+    assert search(api, "Leads", "email=shared@follow.example") == ["Idx 1"]
+    assert api.delete(f"/crm/v8/Leads?ids={ids[1]}").status_code == 200
+    assert search(api, "Leads", "email=shared@follow.example") is None
+    assert search(api, "Leads", "email=idx1@follow.example") is None
+    assert search(api, "Leads", "email=idx0@follow.example") == ["Idx 0"]
+
+
+def test_email_search_in_every_kind_of_email_field(shared_server: Server) -> None:
+    # Vendors' Email is not its duplicate-check field (Vendor_Name); a unique email field
+    # keeps its values in unique_keys.
+    api = shared_server.client()
+    api.add_field("Vendors", field_label="Billing Email", data_type="email", unique={})
+    reply = api.upsert("Vendors", [
+        {"Vendor_Name": "Acme Idx", "Email": "sales@acme-idx.example",
+         "Billing_Email": "Billing@Acme-Idx.example"},
+        {"Vendor_Name": "Zeta Idx", "Email": "billing@acme-idx.example"}])
+    assert reply.status_code == 200, reply.text
+    assert search(api, "Vendors", "email=SALES@acme-idx.example") == ["Acme Idx"]
+    assert search(api, "Vendors", "email=billing@acme-idx.example") == ["Acme Idx", "Zeta Idx"]
+    assert search(api, "Vendors", "email=" + quote(" billing@ACME-idx.example ")) == [
+        "Acme Idx", "Zeta Idx"]
+    assert search(api, "Vendors", "email=nobody@acme-idx.example") is None
 
 
 def test_paging_fields_and_info(shared_server: Server, seeded: dict) -> None:

@@ -4,8 +4,9 @@ The first load of a module (a sync job's initial run, a bulk load through the AP
 upserts whose records are all new. When a batch's outcome cannot depend on its order or on
 anything but "none of its keys is stored" (every record keyed by one org-based external
 field and by the module's system duplicate-check field at most, no value repeated in the
-batch, none cleared, no owner, lookup or unique field given, no ``duplicate_check_fields``
-nor ``If-Unmodified-Since``), the store (PostgreSQL: :meth:`Tx.insert_new`, one round
+batch, none cleared, no owner, lookup, unique or other email field given (schema/
+dictionary.py ``indexed_fields``), no ``duplicate_check_fields`` nor
+``If-Unmodified-Since``), the store (PostgreSQL: :meth:`Tx.insert_new`, one round
 trip, no ``BEGIN`` nor ``COMMIT``) takes the locks the planner would take, in its order,
 looks every key up and, if none is stored, inserts every record that holds its mandatory
 values. Should one be stored, it writes nothing and the planner takes the batch
@@ -47,6 +48,7 @@ def key_fields(module: Module, cands: list[Candidate]) -> tuple[Field | None, Fi
     if module.unique_fields:
         return None
     match = module.match_field
+    indexed = module.indexed_fields  # their match_keys rows: the planner writes them
     ext: Field | None = None
     exts: set[str] = set()
     matches: set[str] = set()
@@ -55,6 +57,9 @@ def key_fields(module: Module, cands: list[Candidate]) -> tuple[Field | None, Fi
             continue
         if c.clears or c.owner_id is not None or c.lookups:
             return None
+        for f in indexed:
+            if f.api_name in c.values:
+                return None
         for f, k in c.keys.items():
             if k is None:
                 return None

@@ -29,7 +29,7 @@ from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError
 from crmlite.records import reader
 from crmlite.records.stored import RECORD_COLUMNS, stored_record
-from crmlite.schema.datatypes import record_id
+from crmlite.schema.datatypes import key_of, record_id
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import Store
 
@@ -448,13 +448,12 @@ def _position(params: Mapping[str, str]) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def where_clause(sql: _SQL, module: Module, query: SearchQuery) -> str:
+def where_clause(sql: _SQL, module: Module, query: SearchQuery, org_id: int) -> str:
     if query.criteria is not None:
         return sql.node(query.criteria)
     value = query.value.lower()
     if query.kind == "email":
-        return sql.any_of([f for f in module.fields if f.data_type == "email"],
-                          lambda f: f"lower({sql.path(f.api_name)}) = {sql.bind(value)}")
+        return email_condition(sql, module, query.value, org_id)
     if query.kind == "phone":
         digits = value
         for noise in PHONE_NOISE:
@@ -467,12 +466,40 @@ def where_clause(sql: _SQL, module: Module, query: SearchQuery) -> str:
                                 "ESCAPE '\\'")
 
 
+def email_condition(sql: _SQL, module: Module, value: str, org_id: int) -> str:
+    """``email=``: the records holding ``value`` in any of the module's email fields, matched
+    as the engine matches keys (stripped, case-folded: ``key_of``), through the key tables'
+    indexes instead of every record's JSON. The system duplicate-check field and the other
+    email fields keep their values in ``match_keys`` (schema/dictionary.py
+    ``indexed_fields``), a unique one in ``unique_keys``; only an external email field,
+    whose key is its exact text, is compared record by record."""
+    fields = [f for f in module.fields if f.data_type == "email"]
+    matched = [f for f in fields if not f.is_key]
+    unique = [f for f in fields if f.is_key and not f.external_type]
+    lookups = []
+    for table, scope, group in (("match_keys", "", matched),
+                                ("unique_keys", "k.scope = 0 AND ", unique)):
+        if group:
+            key = key_of(group[0], value)  # the same for every field not external
+            where = (f"k.org_id = {sql.bind(org_id)} AND k.module_id = {sql.bind(module.id)} "
+                     f"AND k.field_id IN ({','.join(sql.bind(f.id) for f in group)}) AND "
+                     f"{scope}k.value = {sql.bind(key)}")  # parameters in their order
+            lookups.append(f"SELECT k.record_id FROM {table} k WHERE {where}")
+    # one IN over both lookups: SQLite reads records by id then, where an OR of two INs
+    # would have it walk the module's index
+    terms = [f"id IN ({' UNION ALL '.join(lookups)})"] if lookups else []
+    lowered = value.lower()
+    terms += [f"lower({sql.path(f.api_name)}) = {sql.bind(lowered)}"
+              for f in fields if f.external_type]
+    return "(" + " OR ".join(terms) + ")" if terms else "0 = 1"
+
+
 def search_records(store: Store, principal: Principal, module: Module, query: SearchQuery,
                    version: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One page of matches, newest first, rendered as ``GET /{module}`` renders records."""
     sql = _SQL(store.dialect)
     sql.args += [principal.org_id, module.id]
-    condition = where_clause(sql, module, query)
+    condition = where_clause(sql, module, query, principal.org_id)
     page = query.page_query
     offset = (page.page - 1) * page.per_page
     limit = min(page.per_page + 1, MAX_RESULTS - offset + 1)

@@ -500,6 +500,11 @@ class Batch:
                 del data[name]
         if self.full_name:
             data["Full_Name"] = full_name(data)
+        for f in self.module.indexed_fields:  # the other email fields' match_keys rows
+            if f.api_name in c.values:
+                k = key_of(f, data.get(f.api_name))
+                if rec.matches.get(f.id) != k:
+                    self.move_match(rec, f, k)
         return rec
 
     def new_id(self) -> int:

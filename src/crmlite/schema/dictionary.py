@@ -101,8 +101,13 @@ class Module:
     external_fields: list[Field] = field(default_factory=list)
     unique_fields: list[Field] = field(default_factory=list)
     key_fields: list[Field] = field(default_factory=list)
-    # The matched fields whose key rows follow from a record's values alone (all but
-    # user-based external fields, whose rows also name the user who wrote them).
+    # The module's other email fields (neither external, unique nor the system
+    # duplicate-check field): their values are kept in ``match_keys`` too, never matched
+    # by an upsert, so that a search by email (records/search.py) reads an index.
+    indexed_fields: list[Field] = field(default_factory=list)
+    # The fields whose key rows follow from a record's values alone (the matched ones but
+    # user-based external fields, whose rows also name the user who wrote them, and the
+    # indexed ones).
     derived_key_fields: list[Field] = field(default_factory=list)
     user_key_fields: list[Field] = field(default_factory=list)
     mandatory_fields: list[Field] = field(default_factory=list)
@@ -128,8 +133,9 @@ class Module:
             self.match_field.is_matched = True
         self.text_fields = {f.api_name: f for f in fields if f.text_like}
         self.user_key_fields = [f for f in fields if f.external_type == "user"]
-        self.derived_key_fields = [f for f in fields if f.is_matched
-                                   and f.external_type != "user"]
+        self.indexed_fields = [f for f in fields if f.data_type == "email" and not f.is_matched]
+        self.derived_key_fields = [f for f in fields if (f.is_matched and f.external_type != "user")
+                                   or f in self.indexed_fields]
 
 
 @dataclass(slots=True)

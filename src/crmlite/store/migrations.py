@@ -10,12 +10,18 @@ Migrations are append-only: a released step is never edited, a change is a new s
 
 The DDL is written once, with a few words that differ between the backends:
 ``{pk}`` (the 64-bit primary key type), ``{bigint}`` and ``{without_rowid}``. A step
-that one backend alone needs is a ``{dialect: statement}`` dict.
+that one backend alone needs is a ``{dialect: statement}`` dict. A step that rewrites
+data by the engine's own rules is a function of the migrating transaction (a
+:class:`~crmlite.store.base.Tx`), run where it stands among the statements.
 """
 
 from __future__ import annotations
 
-from crmlite.store.base import SchemaVersionError
+from collections.abc import Callable, Sequence
+
+from crmlite.store.base import SchemaVersionError, Tx
+
+Step = str | dict[str, str] | Callable[[Tx], None]
 
 # First id handed out: record, user, module and field ids look like Zoho's 19-digit ids.
 ID_BASE = 5_725_767_000_000_000_000
@@ -291,7 +297,20 @@ _V8: list[str | dict[str, str]] = [
             SELECT (f.n - 1)::INT, f.id FROM fresh f ORDER BY f.n;
         END $$"""},
 ]
-MIGRATIONS: list[list[str | dict[str, str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+
+
+def _index_email_values(tx: Tx) -> None:
+    from crmlite.records.keys import index_email_values  # the engine's rule, at call time
+
+    index_email_values(tx)
+
+
+# Version 9: every email field of a module keeps its values in match_keys (not only the
+# system duplicate-check field), so that a search by email reads an index instead of
+# every record of the module (schema/dictionary.py ``indexed_fields``); the records stored
+# before get their rows here.
+_V9: list[Step] = [_index_email_values]
+MIGRATIONS: list[Sequence[Step]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -300,7 +319,7 @@ def latest() -> int:
     return len(MIGRATIONS)
 
 
-def upgrade(version: int, dialect: str, where: str) -> list[str]:
+def upgrade(version: int, dialect: str, where: str) -> list[str | Callable[[Tx], None]]:
     """The statements that take a database at ``version`` to :func:`latest`.
 
     Raises :class:`SchemaVersionError` for a database made by a newer crmlite.
@@ -312,12 +331,14 @@ def upgrade(version: int, dialect: str, where: str) -> list[str]:
             "database was not changed."
         )
     words = DIALECT_WORDS[dialect]
-    statements = []
+    statements: list[str | Callable[[Tx], None]] = []
     for step in MIGRATIONS[version:]:
         for sql in step:
             if isinstance(sql, dict):
                 if dialect in sql:
                     statements.append(sql[dialect])
-            else:
+            elif isinstance(sql, str):
                 statements.append(sql.format(**words))
+            else:
+                statements.append(sql)
     return statements

@@ -929,7 +929,10 @@ class PostgresStore:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
                 conn.execute(f"CREATE SEQUENCE IF NOT EXISTS record_ids START {ID_BASE + 1}")
             for sql in steps:
-                conn.execute(sql)
+                if isinstance(sql, str):
+                    conn.execute(sql)
+                else:
+                    sql(PostgresTx(conn))
             conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
                          (str(migrations.latest()),))
 

@@ -206,7 +206,10 @@ class SQLiteStore:
             if not steps:
                 return
             for sql in steps:
-                tx.execute(sql)
+                if isinstance(sql, str):
+                    tx.execute(sql)
+                else:
+                    sql(tx)
             tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                        (str(migrations.latest()),))
 
