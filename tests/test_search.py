@@ -251,6 +251,7 @@ def test_email_search_in_every_kind_of_email_field(shared_server: Server) -> Non
     assert search(api, "Vendors", "email=" + quote(" billing@ACME-idx.example ")) == [
         "Acme Idx", "Zeta Idx"]
     assert search(api, "Vendors", "email=nobody@acme-idx.example") is None
+    assert search(api, "Products", "email=sales@acme-idx.example") is None  # no email field
 
 
 def test_paging_fields_and_info(shared_server: Server, seeded: dict) -> None:
