@@ -88,6 +88,12 @@ class PostgresCluster:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def restart(self) -> None:
+        """Restart with the same options (after ``ALTER SYSTEM`` of a setting that needs it,
+        such as ``shared_preload_libraries``: bench/instructions.py)."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "server.log"),
+                   "-w", "-t", "60", "restart"])
+
     def stop(self) -> None:
         if self.stopped:
             return
