@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from bench.engine import prepare
+from bench.engine import prepare, run_case
 from bench.records import CASES, KeyPlan
 
 READY = "CRMLITE_BENCH_READY"  # the file the child writes its pid to, counting from then
@@ -60,42 +60,42 @@ def child(case: str, batches: int, stored: int) -> None:
         store = open_store(url)
         token = prepare(store)
 
-        def run(plan: KeyPlan, name: str, count: int, counted: bool = False) -> None:
-            bodies = [orjson.loads(plan.request(name, v)[0])["data"] for v in range(count)]
+        def counted(plan: KeyPlan) -> None:
+            """``batches`` of the case, instrumented, and PostgreSQL's time for them."""
+            bodies = [orjson.loads(plan.request(case, v)[0])["data"] for v in range(batches)]
             principal = authenticate(store, token)
             assert principal is not None
             module = principal.dictionary.module("Contacts")
-            if counted:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute("SELECT pg_stat_statements_reset()")
-                Path(os.environ[READY]).write_text(str(os.getpid()))
-                time.sleep(1.0)  # the parent turns instrumentation on
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("SELECT pg_stat_statements_reset()")
+            Path(os.environ[READY]).write_text(str(os.getpid()))
+            time.sleep(1.0)  # the parent turns instrumentation on
             for data in bodies:
                 outcomes = write_records(store, principal, module, data, "upsert")
                 orjson.dumps({"data": items(outcomes, principal, "upsert")})
-            if counted:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    row = conn.execute("SELECT sum(total_exec_time) FROM pg_stat_statements"
-                                       ).fetchone()
-                spent = float(row[0] or 0) if row else 0.0
-                print(f"postgresql_exec_us_per_record {spent * 1000 / (count * 100):.2f}",
-                      flush=True)
-            plan.existing = plan.next_new
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute("SELECT sum(total_exec_time) FROM pg_stat_statements"
+                                   ).fetchone()
+            spent = float(row[0] or 0) if row else 0.0
+            print(f"postgresql_exec_us_per_record {spent * 1000 / (batches * 100):.2f}",
+                  flush=True)
 
         def work() -> None:
             plan = KeyPlan(existing=0, next_new=0, seed=1)
-            run(plan, "insert", stored)
+            run_case(store, token, plan, "insert", stored, False)
+            plan.existing = plan.next_new
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE")
             store.statistics.large = True
-            run(plan, case, 10)
-            run(plan, case, batches, counted=True)
+            run_case(store, token, plan, case, 10, False)  # warm-up
+            plan.existing = plan.next_new
+            counted(plan)
 
-        async def main() -> None:
+        async def on_loop() -> None:
             collect_garbage_less_often()
             await greenlet_spawn(work)
 
-        uvloop.run(main())
+        uvloop.run(on_loop())
         store.close()
     finally:
         cluster.stop()
