@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import asyncpg
 import psycopg
 import pytest
 
@@ -659,5 +660,37 @@ def test_rows_alike_but_for_one_column_are_all_written(url: str) -> None:
             assert rows.fetchall() == [(f"m{n}@example.com", 9 if n < 3 else 7)
                                        for n in range(5)]
         assert keys(url) == [("same", 8)]
+    finally:
+        store.close()
+
+
+def test_array_parameters_told_by_their_type(url: str) -> None:
+    """store/arrays.py: once the loop's pool is open, asyncpg tells an array parameter by
+    its type; lists (and tuples) of every element type the engine sends still go as arrays,
+    a tuple inside one as a record, a list inside one as a dimension; other iterables are
+    refused, a string is never an array."""
+    from asyncpg.protocol import protocol
+
+    store = PostgresStore(url)
+    try:
+        def send() -> list[tuple[Any, ...]]:
+            with store.read() as tx:
+                return tx.execute(
+                    "SELECT ?::text[], ?::bigint[], ?::boolean[], ?::bigint[][], "
+                    "cardinality(?::text[])",
+                    (["a@example.com", None, 'q"uo\\te', ""], (ID_BASE, -1), [True, False],
+                     [[1, 2], [3, 4]], ["one string"]))
+
+        assert on_loop(store, send) == [(["a@example.com", None, 'q"uo\\te', ""],
+                                         [ID_BASE, -1], [True, False], [[1, 2], [3, 4]], 1)]
+        assert protocol.IterableABC == (list, tuple)
+
+        def refused(value: object) -> None:
+            with store.read() as tx:
+                tx.execute("SELECT ?::bigint[]", (value,))
+
+        for value in ({1, 2}, range(3), "12"):
+            with pytest.raises(asyncpg.DataError, match="sized iterable container expected"):
+                on_loop(store, refused, value)
     finally:
         store.close()

@@ -62,6 +62,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from crmlite.store import migrations
+from crmlite.store.arrays import check_arrays_by_type
 from crmlite.store.base import ConflictError, GrantChanged, NewRecords, Row, StoreBusy
 from crmlite.store.bridge import await_only, bridged
 from crmlite.store.migrations import ID_BASE
@@ -847,6 +848,7 @@ class LoopPool:
         return pool
 
     async def _open(self) -> asyncpg.Pool:
+        check_arrays_by_type()  # the engine's arrays are lists (store/arrays.py)
         return await asyncpg.create_pool(min_size=1, max_size=self.size, reset=_keep_session,
                                          max_inactive_connection_lifetime=0, **self.args)
 

@@ -1,0 +1,45 @@
+"""asyncpg's array parameters, checked by their concrete types.
+
+Before asyncpg (0.32, ``protocol/codecs/array.pyx``) encodes an array parameter, it asks of
+the array and of every element whether it is itself an array: ``isinstance(x, Iterable)``
+and ``isinstance(x, Sized)`` (and not a ``Mapping``), against the ``collections.abc``
+classes. Each such check calls ``ABCMeta.__instancecheck__``, a Python function; a string
+element takes two. A batch sends 600 to 1,000 array elements (key values, lock ids,
+record ids, each written column, the records' JSON), and those checks were 7–16 % of
+everything the worker did for it (``python -m bench.instructions``: the mix 132.0k
+instructions per record, 116.6k without them; inserts 96.7k and 83.6k; update_ext 125.1k
+and 116.0k).
+
+crmlite passes its arrays as lists, and nothing else in the server process talks to
+asyncpg, so :func:`check_arrays_by_type` has asyncpg ask the concrete types instead: a
+list or a tuple is an array (a tuple inside an array stays a record, as before), a dict
+is a mapping. Any other iterable is no longer taken for an array parameter (asyncpg then
+raises its ``TypeError``, "a sized iterable container expected"): pass a list.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("crmlite.store")
+
+# The names asyncpg's compiled protocol module looks up, at every check, among its globals.
+_BY_TYPE: dict[str, type | tuple[type, ...]] = {
+    "IterableABC": (list, tuple),
+    "SizedABC": (list, tuple),
+    "MappingABC": dict,
+}
+
+
+def check_arrays_by_type() -> bool:
+    """Have asyncpg tell arrays by their type (see the module's docstring), for the whole
+    process; True again when it already does; False (and nothing changed) when this
+    asyncpg does not look them up as 0.32 does."""
+    from asyncpg.protocol import protocol
+
+    if not all(hasattr(protocol, name) for name in _BY_TYPE):
+        log.debug("asyncpg's array checks not found: left as they are")
+        return False
+    for name, checked in _BY_TYPE.items():
+        setattr(protocol, name, checked)
+    return True
