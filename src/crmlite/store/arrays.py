@@ -11,10 +11,12 @@ instructions per record, 116.6k without them; inserts 96.7k and 83.6k; update_ex
 and 116.0k).
 
 crmlite passes its arrays as lists, and nothing else in the server process talks to
-asyncpg, so :func:`check_arrays_by_type` has asyncpg ask the concrete types instead: a
-list or a tuple is an array (a tuple inside an array stays a record, as before), a dict
-is a mapping. Any other iterable is no longer taken for an array parameter (asyncpg then
-raises its ``TypeError``, "a sized iterable container expected"): pass a list.
+asyncpg, so :func:`check_arrays_by_type` has asyncpg ask the concrete type instead: a
+list is an array (a list inside one, a dimension), a dict a mapping. Any other iterable,
+a tuple included, is no longer taken for an array parameter (asyncpg then raises its
+``TypeError``, "a sized iterable container expected"): pass a list. (A list alone rather
+than a list or a tuple: 1.6 % fewer instructions again on the mix, the checks then being
+one type comparison each.)
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import logging
 log = logging.getLogger("crmlite.store")
 
 # The names asyncpg's compiled protocol module looks up, at every check, among its globals.
-_BY_TYPE: dict[str, type | tuple[type, ...]] = {
-    "IterableABC": (list, tuple),
-    "SizedABC": (list, tuple),
+_BY_TYPE: dict[str, type] = {
+    "IterableABC": list,
+    "SizedABC": list,
     "MappingABC": dict,
 }
 
