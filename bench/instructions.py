@@ -1,7 +1,7 @@
 """The engine's cost per record on PostgreSQL counted, not timed: for judging a change on a
 noisy VM, where full runs move by more than most changes do.
 
-``python -m bench.instructions [--case mix] [--batches 40] [--stored 300]``
+``python -m bench.instructions [--case mix] [--batches 40] [--stored 300] [--statements]``
 
 It starts a throwaway PostgreSQL cluster (as the tests do, with pg_stat_statements),
 bootstraps crmlite, adds the bench's External_Id field, stores ``--stored`` batches of
@@ -11,10 +11,11 @@ it (in a greenlet on uvloop, awaiting asyncpg, with the server's garbage-collect
 settings, without polling) in a child process under valgrind's callgrind, counting only
 the measured batches. It prints the worker's instructions per record and PostgreSQL's
 execution time per record (``pg_stat_statements``, top-level statements: a function
-call counts once, with what it runs). Needs ``valgrind`` (Debian: ``apt-get install -y
-valgrind``). Compare two builds by running it with each on ``PYTHONPATH``
-(``pip install --no-deps --target DIR .``); the instruction counts repeat within a
-fraction of a percent, PostgreSQL's times within several.
+call counts once, with what it runs), with ``--statements`` each statement's share.
+Needs ``valgrind`` (Debian: ``apt-get install -y valgrind``). Compare two builds by
+running it with each on ``PYTHONPATH`` (``pip install --no-deps --target DIR .``); the
+instruction counts repeat within a fraction of a percent, PostgreSQL's times within
+several.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from bench.records import CASES, KeyPlan
 READY = "CRMLITE_BENCH_READY"  # the file the child writes its pid to, counting from then
 
 
-def child(case: str, batches: int, stored: int) -> None:
+def child(case: str, batches: int, stored: int, statements: bool = False) -> None:
     """Under valgrind (instrumentation off until the parent turns it on)."""
     import uvloop
 
@@ -73,12 +74,19 @@ def child(case: str, batches: int, stored: int) -> None:
             for data in bodies:
                 outcomes = write_records(store, principal, module, data, "upsert")
                 orjson.dumps({"data": items(outcomes, principal, "upsert")})
+            per_record = 1000 / (batches * 100)  # ms in all -> µs per record
             with psycopg.connect(url, autocommit=True) as conn:
                 row = conn.execute("SELECT sum(total_exec_time) FROM pg_stat_statements"
                                    ).fetchone()
+                if statements:
+                    for query, calls, spent in conn.execute(
+                            "SELECT query, calls, total_exec_time FROM pg_stat_statements "
+                            "WHERE toplevel AND calls >= %s ORDER BY total_exec_time DESC "
+                            "LIMIT 8", (batches,)):
+                        print(f"statement {spent * per_record:6.2f} µs per record, "
+                              f"{calls} calls: {' '.join(query.split())[:110]}", flush=True)
             spent = float(row[0] or 0) if row else 0.0
-            print(f"postgresql_exec_us_per_record {spent * 1000 / (batches * 100):.2f}",
-                  flush=True)
+            print(f"postgresql_exec_us_per_record {spent * per_record:.2f}", flush=True)
 
         def work() -> None:
             plan = KeyPlan(existing=0, next_new=0, seed=1)
@@ -106,10 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--case", choices=CASES, default="mix")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--stored", type=int, default=300, help="batches stored first")
+    parser.add_argument("--statements", action="store_true",
+                        help="also PostgreSQL's time per statement (the top eight)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.case, args.batches, args.stored)
+        child(args.case, args.batches, args.stored, args.statements)
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("needs valgrind (apt-get install -y valgrind)")
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={out}", sys.executable, "-m", "bench.instructions",
              "--child", "--case", args.case, "--batches", str(args.batches),
-             "--stored", str(args.stored)],
+             "--stored", str(args.stored), *(["--statements"] if args.statements else [])],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         while proc.poll() is None and not (ready.exists() and ready.read_text()):
             time.sleep(0.2)
@@ -139,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         for t in stdout.splitlines():
             if t.startswith("postgresql_exec_us_per_record"):
                 print(f"{args.case}: {t.split()[1]} µs of PostgreSQL execution per record")
+            elif t.startswith("statement "):
+                print(f"  {t.removeprefix('statement ')}")
 
 
 if __name__ == "__main__":
