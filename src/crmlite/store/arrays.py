@@ -25,6 +25,7 @@ import logging
 
 log = logging.getLogger("crmlite.store")
 
+_CHECKED_IN = "0.32."  # the asyncpg whose codecs/array.pyx this was read against
 # The names asyncpg's compiled protocol module looks up, at every check, among its globals.
 _BY_TYPE: dict[str, type] = {
     "IterableABC": list,
@@ -35,12 +36,14 @@ _BY_TYPE: dict[str, type] = {
 
 def check_arrays_by_type() -> bool:
     """Have asyncpg tell arrays by their type (see the module's docstring), for the whole
-    process; True again when it already does; False (and nothing changed) when this
-    asyncpg does not look them up as 0.32 does."""
+    process; True again when it already does; False (and nothing changed) under another
+    asyncpg than the 0.32 pinned in pyproject.toml, whose checks may differ."""
+    import asyncpg
     from asyncpg.protocol import protocol
 
-    if not all(hasattr(protocol, name) for name in _BY_TYPE):
-        log.debug("asyncpg's array checks not found: left as they are")
+    if not asyncpg.__version__.startswith(_CHECKED_IN) or not all(
+            hasattr(protocol, name) for name in _BY_TYPE):
+        log.debug("asyncpg %s: its array checks left as they are", asyncpg.__version__)
         return False
     for name, checked in _BY_TYPE.items():
         setattr(protocol, name, checked)

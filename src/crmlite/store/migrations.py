@@ -310,7 +310,20 @@ def _index_email_values(tx: Tx) -> None:
 # every record of the module (schema/dictionary.py ``indexed_fields``); the records stored
 # before get their rows here.
 _V9: list[Step] = [_index_email_values]
-MIGRATIONS: list[Sequence[Step]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
+# Version 10 (PostgreSQL): the advisory lock of a key's name is no longer the first 8 bytes
+# of its BLAKE2b digest but its CRC-32 and Adler-32 (store/postgres.py ``lock_id``). Writers
+# of the two versions would not exclude each other on a key, so an older crmlite must not
+# write here any more: this version refuses it (stop its processes before starting this
+# one). The functions that take lock ids say which.
+_LOCK_IDS = "the advisory lock ids of key names, CRC-32 << 32 | Adler-32, less 2^63 (schema v10)"
+_V10: list[str | dict[str, str]] = [
+    {"postgresql": "COMMENT ON FUNCTION crmlite_lock_and_match(BIGINT[], BIGINT, BIGINT, "
+                   f"BIGINT, TEXT[], INT) IS 'locks: {_LOCK_IDS}'"},
+    {"postgresql": "COMMENT ON FUNCTION crmlite_insert_new(TEXT, BIGINT, BIGINT, BIGINT, "
+                   "BIGINT, BIGINT, BIGINT, BIGINT[], TEXT[], BIGINT, BIGINT[], TEXT[], "
+                   f"BOOLEAN[], TEXT[]) IS 'ext_locks, match_locks: {_LOCK_IDS}'"},
+]
+MIGRATIONS: list[Sequence[Step]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -150,8 +150,8 @@ def lock_id(key: str) -> int:
 
     An id only has to spread the names: two names that share one make their batches wait
     for each other, no more (uniqueness is the UNIQUE constraint's, and a shared lock only
-    serialises more). Every process of a deployment must compute the same ids (stop the
-    writers of an older crmlite, which used BLAKE2b, before starting this one). Against a
+    serialises more). Every process of a deployment must compute the same ids: an older
+    crmlite used BLAKE2b, and schema version 10 (migrations.py) keeps it out. Against a
     BLAKE2b digest the two checksums saved 4 % of the worker's instructions on the mix
     (``python -m bench.instructions``: 114.6k, then 109.9k per record); a million names of
     one shape (``1:2:0:ext-{n}``, ``1:5:user{n}@example.com``) got a million ids.
