@@ -5,10 +5,10 @@ the array and of every element whether it is itself an array: ``isinstance(x, It
 and ``isinstance(x, Sized)`` (and not a ``Mapping``), against the ``collections.abc``
 classes. Each such check calls ``ABCMeta.__instancecheck__``, a Python function; a string
 element takes two. A batch sends 600 to 1,000 array elements (key values, lock ids,
-record ids, each written column, the records' JSON), and those checks were 7–16 % of
-everything the worker did for it (``python -m bench.instructions``: the mix 132.0k
-instructions per record, 116.6k without them; inserts 96.7k and 83.6k; update_ext 125.1k
-and 116.0k).
+record ids, each written column, the records' JSON), and those checks were 7–14 % of
+everything the worker did for it (``python -m bench.instructions``, as it counted then:
+the mix 132.0k instructions per record, 116.6k without them; inserts 96.7k and 83.6k;
+update_ext 125.1k and 116.0k).
 
 crmlite passes its arrays as lists, and nothing else in the server process talks to
 asyncpg, so :func:`check_arrays_by_type` has asyncpg ask the concrete type instead: a
