@@ -39,7 +39,7 @@ from bench.records import CASES, KeyPlan
 from crmlite.auth.principal import authenticate
 from crmlite.auth.tokens import create_access_token
 from crmlite.orgs import admin_user, bootstrap
-from crmlite.records.writer import items, write_records
+from crmlite.records.writer import items_json, write_records
 from crmlite.schema.fields import create_fields
 from crmlite.store.base import Store, open_store
 
@@ -109,7 +109,7 @@ def run_case(store: Store, token: str, plan: KeyPlan, case: str, batches: int,
         assert principal is not None
         module = principal.dictionary.module("Contacts")
         outcomes = write_records(store, principal, module, data, "upsert")
-        orjson.dumps({"data": items(outcomes, principal, "upsert")})
+        items_json(outcomes, principal, "upsert")
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)

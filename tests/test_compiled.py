@@ -7,6 +7,7 @@ import importlib
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 import crmlite
@@ -60,7 +61,7 @@ def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
     from crmlite.auth.tokens import create_access_token
     from crmlite.orgs import admin_user, bootstrap
     from crmlite.records.reader import get_record, list_query, list_records
-    from crmlite.records.writer import items, write_records
+    from crmlite.records.writer import items_json, write_records
     from crmlite.store.base import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'crmlite.db'}")
@@ -79,7 +80,7 @@ def test_upserts_leave_no_memory_behind(tmp_path: Path) -> None:
             data = [{"Last_Name": f"L{n}", "Email": f"c{n}@example.com", "Phone": str(b)}
                     for n in range(b * 25, b * 25 + 50)]
             outcomes = write_records(store, principal, contacts, data, "upsert")
-            replies = items(outcomes, principal, "upsert")
+            replies = orjson.loads(items_json(outcomes, principal, "upsert"))
             assert [i["status"] for i in replies] == ["success"] * 50
             query = list_query(contacts, {"fields": "Last_Name,Email,Owner,Modified_Time",
                                           "per_page": "50"}, True)

@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
 from crmlite.auth.principal import authenticate, remembered
 from crmlite.records import new
-from crmlite.records.writer import items, write_records
+from crmlite.records.writer import items_json, write_records
 from crmlite.schema.fields import create_fields
 from crmlite.store import postgres
 from crmlite.store.base import GrantChanged
@@ -110,7 +111,7 @@ def run_steps(store: PostgresStore, calls: Calls | None) -> list[Any]:
         records = [{**r, "Owner": {"id": owner}} if "Owner" in r else r for r in records]
         made = calls.inserted if calls else 0
         outcomes = write_records(store, principal, module, records, "upsert")
-        replies.append((items(outcomes, principal, "upsert"),
+        replies.append((orjson.loads(items_json(outcomes, principal, "upsert")),
                         calls.inserted - made if calls else None))
     return replies
 

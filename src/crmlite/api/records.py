@@ -16,14 +16,14 @@ from crmlite.api.context import (
     store_of,
     version_of,
 )
-from crmlite.api.responses import JSON, batch, no_content
+from crmlite.api.responses import JSON, batch, batch_json, no_content
 from crmlite.auth import scopes
 from crmlite.auth.principal import Principal
 from crmlite.errors import RequestError, required_param
 from crmlite.records import reader
 from crmlite.records.deletion import delete_records
 from crmlite.records.external import external_field
-from crmlite.records.writer import Mode, items, write_records
+from crmlite.records.writer import Mode, item_codes, items_json, write_records
 from crmlite.schema.dictionary import Field, Module
 from crmlite.store.base import GrantChanged
 
@@ -84,7 +84,7 @@ async def _write_as(principal: Principal, request: Request, mode: Mode, ops: tup
     outcomes = await run(request, write_records, store_of(request), principal, module,
                          body.get("data"), mode, body.get("duplicate_check_fields"), path_id, by,
                          since)
-    return batch(items(outcomes, principal, mode, by), success)
+    return batch_json(items_json(outcomes, principal, mode, by), item_codes(outcomes), success)
 
 
 async def upsert(request: Request) -> Response:

@@ -40,13 +40,24 @@ def no_content() -> Response:
 
 
 def batch(items: list[dict[str, Any]], success_status: int = 200, key: str = "data") -> JSON:
-    """200/201 when every item succeeded, 207 when some failed, 400 when all failed."""
-    ok = sum(1 for i in items if i.get("status") == "success")
-    if ok == len(items):
-        status = success_status
-    elif ok:
-        status = 207
-    else:  # all failed: 400, or the one status all the errors share (412 ALREADY_MODIFIED)
-        codes = {str(i.get("code")) for i in items}
-        status = STATUS.get(codes.pop(), 400) if len(codes) == 1 else 400
-    return JSON({key: items}, status_code=status)
+    """A batch reply of ``items``; its status as :func:`batch_status` says."""
+    codes = [None if i.get("status") == "success" else str(i.get("code")) for i in items]
+    return JSON({key: items}, status_code=batch_status(codes, success_status))
+
+
+def batch_json(items: bytes, codes: list[str | None], success_status: int = 200) -> Response:
+    """A batch reply whose ``data`` array is rendered already (``items``: JSON), with each
+    item's error code in ``codes`` (None for a success)."""
+    return Response(b'{"data":' + items + b"}", batch_status(codes, success_status),
+                    media_type=JSON_TYPE)
+
+
+def batch_status(codes: list[str | None], success_status: int = 200) -> int:
+    """200/201 when every item succeeded, 207 when some failed, 400 when all failed (or the
+    one status all the errors share: 412 ALREADY_MODIFIED)."""
+    failed = {code for code in codes if code is not None}
+    if not failed:
+        return success_status
+    if None in codes:
+        return 207
+    return STATUS.get(failed.pop(), 400) if len(failed) == 1 else 400

@@ -7,6 +7,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from crmlite.orgs import User
 from crmlite.records.stored import StoredRecord
 from crmlite.schema.datatypes import int_text
@@ -25,26 +27,36 @@ def user_ref(users: dict[int, User], user_id: int, with_email: bool = False) -> 
     return user.minified_with_email if with_email else user.minified
 
 
-def write_details(records: list[StoredRecord], users: dict[int, User],
-                  tz: ZoneInfo) -> list[dict[str, Any]]:
-    """The ``details`` of successful insert, update or upsert items, in Zoho's key order.
+def write_details_json(records: list[StoredRecord], users: dict[int, User],
+                       tz: ZoneInfo) -> list[bytes]:
+    """The ``details`` of successful insert, update or upsert items, in Zoho's key order, as
+    JSON objects left open after ``Created_By`` (an item may add members, then ``}``).
 
-    A reply's records mostly share their times and users: each is rendered once.
+    Rendered from pieces: a reply's records mostly share their times and users, each
+    rendered once, and no dict is built per record (a 100-record reply built as dicts and
+    then serialised cost about seven times as much).
     """
-    times: dict[int, str] = {}
-    refs: dict[int, dict[str, Any]] = {}
+    times: dict[int, bytes] = {}
+    refs: dict[int, bytes] = {}
     details = []
     for r in records:
         modified, created = times.get(r.modified_time), times.get(r.created_time)
         if modified is None:
-            modified = times[r.modified_time] = format_time(r.modified_time, tz)
+            modified = times[r.modified_time] = orjson.dumps(format_time(r.modified_time, tz))
         if created is None:
-            created = times[r.created_time] = format_time(r.created_time, tz)
+            created = times[r.created_time] = orjson.dumps(format_time(r.created_time, tz))
         modifier, creator = refs.get(r.modified_by), refs.get(r.created_by)
         if modifier is None:
-            modifier = refs[r.modified_by] = user_ref(users, r.modified_by)
+            modifier = refs[r.modified_by] = orjson.dumps(user_ref(users, r.modified_by))
         if creator is None:
-            creator = refs[r.created_by] = user_ref(users, r.created_by)
-        details.append({"Modified_Time": modified, "Modified_By": modifier,
-                        "Created_Time": created, "id": int_text(r.id), "Created_By": creator})
+            creator = refs[r.created_by] = orjson.dumps(user_ref(users, r.created_by))
+        details.append(b"".join((b'{"Modified_Time":', modified, b',"Modified_By":', modifier,
+                                 b',"Created_Time":', created, b',"id":"',
+                                 int_text(r.id).encode(), b'","Created_By":', creator)))
     return details
+
+
+def write_details(records: list[StoredRecord], users: dict[int, User],
+                  tz: ZoneInfo) -> list[dict[str, Any]]:
+    """:func:`write_details_json`'s objects as dicts (for an error's details)."""
+    return [orjson.loads(d + b"}") for d in write_details_json(records, users, tz)]

@@ -33,7 +33,7 @@ from crmlite.errors import RecordError, RequestError, array_param, invalid_id
 from crmlite.records.external import key_lock, key_lock_prefix, resolve, scope_of
 from crmlite.records.keys import derived_rows
 from crmlite.records.new import insert_new
-from crmlite.records.render import user_ref, write_details
+from crmlite.records.render import user_ref, write_details, write_details_json
 from crmlite.records.stored import (
     JOINED_RECORD_COLUMNS,
     RECORD_COLUMNS,
@@ -701,32 +701,47 @@ def new_outcomes(module: Module, cands: list[Candidate],
     return outcomes
 
 
-def items(outcomes: list[Outcome], principal: Principal, mode: Mode,
-          by: Field | None = None) -> list[dict[str, Any]]:
-    """The ``data[]`` items Zoho answers, one per record (echoing ``by``'s value, if given).
+_SUCCESS = b'{"code":"SUCCESS",'
+_DETAILS = b'"details":'
+_MESSAGES = {"insert": b',"message":"record added","status":"success"}',
+             "update": b',"message":"record updated","status":"success"}'}
 
-    A record was written exactly when its outcome holds it (no error)."""
+
+def items_json(outcomes: list[Outcome], principal: Principal, mode: Mode,
+               by: Field | None = None) -> bytes:
+    """The ``data[]`` array Zoho answers, one item per record (echoing ``by``'s value, if
+    given), as JSON. A record was written exactly when its outcome holds it (no error)."""
     written = [o.record for o in outcomes if o.record is not None]
-    details = iter(write_details(written, principal.users, principal.user.tz))
+    details = iter(write_details_json(written, principal.users, principal.user.tz))
     upsert = mode == "upsert"
-    answer = []
+    fields: dict[str | None, bytes] = {None: b"null"}  # duplicate_field's values
+    parts = []
     for outcome in outcomes:
         rec = outcome.record
         if rec is None:
             assert outcome.error is not None
-            answer.append(outcome.error.body())
+            parts.append(orjson.dumps(outcome.error.body()))
             continue
         d = next(details)
         if outcome.more_records:
-            d["more_records"] = True
+            d += b',"more_records":true'
         if by is not None:
-            d[by.api_name] = rec.data.get(by.api_name)
-        message = "record added" if outcome.action == "insert" else "record updated"
+            d += b"," + orjson.dumps({by.api_name: rec.data.get(by.api_name)})[1:-1]
+        action = outcome.action
         if upsert:
-            answer.append({"code": "SUCCESS", "duplicate_field": outcome.duplicate_field,
-                           "action": outcome.action, "details": d, "message": message,
-                           "status": "success"})
+            name = outcome.duplicate_field
+            field = fields.get(name)
+            if field is None:
+                field = fields[name] = orjson.dumps(name)
+            head = b"".join((_SUCCESS, b'"duplicate_field":', field, b',"action":"',
+                             action.encode(), b'",', _DETAILS))
         else:
-            answer.append({"code": "SUCCESS", "details": d, "message": message,
-                           "status": "success"})
-    return answer
+            head = _SUCCESS + _DETAILS
+        parts.append(b"".join((head, d, b"}", _MESSAGES[action])))
+    return b"[" + b",".join(parts) + b"]"
+
+
+def item_codes(outcomes: list[Outcome]) -> list[str | None]:
+    """Each item's error code, None for a record written (for the reply's HTTP status)."""
+    return [o.error.code if o.record is None and o.error is not None else None
+            for o in outcomes]
